@@ -1,0 +1,130 @@
+"""Settings from the environment (``SLEUTH_*``) and an optional TOML file.
+
+Precedence: explicit constructor arguments > environment > TOML file (``SLEUTH_CONFIG``
+or ``./sleuth.toml``) > defaults. Everything has an embedded default: SQLite and local
+files under ``data_dir``, in-process workers, billing disabled.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("SLEUTH_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("sleuth.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLEUTH_", extra="ignore")
+
+    # --- storage and database -------------------------------------------------------
+    data_dir: Path = Field(default=Path("data"), description="Root for the SQLite DB, uploads and results.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite in data_dir.")
+    db_pool_size: int = Field(default=10, description="Connection pool size (PostgreSQL).")
+    db_max_overflow: int = Field(default=20, description="Extra connections over the pool size (PostgreSQL).")
+    sqlite_busy_timeout_ms: int = Field(default=30000, description="SQLite busy timeout.")
+    storage: Literal["local", "s3"] = Field(default="local", description="Media/result storage backend.")
+    storage_dir: Path | None = Field(default=None, description="Local storage root; default data_dir/storage.")
+    s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint URL.")
+    s3_bucket: str = Field(default="sleuth", description="S3 bucket.")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_access_key_id: str = Field(default="", description="S3 access key id.")
+    s3_secret_access_key: str = Field(default="", description="S3 secret key.")
+
+    # --- server ---------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Bind address of `sleuth serve`.")
+    port: int = Field(default=8000, description="Port of `sleuth serve`.")
+    public_url: str = Field(default="", description="Base URL clients use to reach this server (for links).")
+    max_body_mb: float = Field(default=20.0, description="Wildlife request body limit (MB).")
+    max_raw_images_mb: float = Field(default=10.0, description="Wildlife combined raw image budget (MB).")
+    max_batch_upload_mb: float = Field(default=500.0, description="Deepfake batch upload limit (MB).")
+    max_detect_upload_mb: float = Field(default=150.0, description="Deepfake single upload limit (MB).")
+
+    # --- billing and limits ---------------------------------------------------------
+    billing_enabled: bool = Field(default=False, description="Charge credits; off = unlimited mode.")
+    rate_limit_enabled: bool = Field(default=True, description="Enforce per-key rate limits.")
+    rate_limit_inference: int = Field(default=300, description="Inference requests per minute per key.")
+    rate_limit_reference: int = Field(default=300, description="Reference requests per minute per key.")
+    rate_limit_usage: int = Field(default=120, description="Usage requests per minute per key.")
+    result_ttl_days: float = Field(default=30.0, description="How long results and media are kept.")
+    sweep_interval_s: float = Field(default=300.0, description="Expiry sweeper period.")
+
+    # --- jobs -----------------------------------------------------------------------
+    queue: Literal["local", "celery"] = Field(default="local", description="Job dispatch: in-process or Celery.")
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
+    workers: int = Field(default=2, description="In-process job worker threads (0 = none, use `sleuth worker`).")
+    job_max_attempts: int = Field(default=3, description="Attempts per job item before it fails.")
+    job_heartbeat_s: float = Field(default=10.0, description="Worker heartbeat period.")
+    job_lease_s: float = Field(default=60.0, description="Item lease; a worker silent this long is presumed dead.")
+
+    # --- models ---------------------------------------------------------------------
+    model_cache: Path | None = Field(default=None, description="Model cache dir; default data_dir/models.")
+    model_mirror: Path | None = Field(default=None, description="Local mirror folder of model artefacts.")
+    providers: str = Field(default="", description="ONNX Runtime providers, comma separated; empty = auto.")
+    intra_op_threads: int = Field(default=0, description="ORT intra-op threads; 0 = number of cores.")
+    max_batch_size: int = Field(default=8, description="Micro-batcher maximum batch size.")
+    max_wait_ms: float = Field(default=5.0, description="Micro-batcher maximum wait to fill a batch.")
+    max_queue: int = Field(default=256, description="Micro-batcher queue bound; full = 503.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        cfg = _config_file()
+        if cfg is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cfg))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'sleuth.db').as_posix()}"
+        if self.storage_dir is None:
+            self.storage_dir = self.data_dir / "storage"
+        if self.model_cache is None:
+            self.model_cache = self.data_dir / "models"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_table() -> list[dict[str, Any]]:
+    """Every setting with its env var, default and description (for docs and `sleuth config`)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append(
+            {
+                "env": f"SLEUTH_{name.upper()}",
+                "default": field.default,
+                "description": field.description or "",
+            }
+        )
+    return rows

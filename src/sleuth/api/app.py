@@ -1,0 +1,101 @@
+"""FastAPI app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from sleuth import __version__
+from sleuth.api import errors
+from sleuth.api.limits import BodyLimitMiddleware
+from sleuth.db.migrate import upgrade
+from sleuth.platform.context import Platform
+from sleuth.platform.expiry import Sweeper
+from sleuth.settings import Settings, get_settings
+
+
+def body_limit_for(settings: Settings):  # type: ignore[no-untyped-def]
+    mb = 1_000_000
+
+    def limit(scope: dict[str, Any]) -> int | None:
+        path: str = scope.get("path", "")
+        if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return None
+        if path.startswith("/detect/batch"):
+            return int(settings.max_batch_upload_mb * mb) + mb  # form overhead
+        if path == "/detect" or path.startswith("/detect/"):
+            return int(settings.max_detect_upload_mb * mb) + mb
+        if path.startswith("/v1/uploads/"):
+            return None  # the upload route enforces the job's declared size
+        return int(settings.max_body_mb * mb)
+
+    return limit
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True, background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    if migrate:
+        upgrade(settings)
+    platform = Platform.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = None
+        if background:
+            sweeper = Sweeper(platform.db, platform.storage, settings.sweep_interval_s)
+            sweeper.start()
+            for start in app.state.startup_hooks:
+                start(platform)
+        try:
+            yield
+        finally:
+            for stop in app.state.shutdown_hooks:
+                stop(platform)
+            if sweeper is not None:
+                sweeper.stop()
+
+    app = FastAPI(
+        title="sleuth",
+        version=__version__,
+        description="Self-hosted batch detection: camera-trap wildlife (Animal Detect–compatible) and "
+        "deepfake detection (Resemble Detect–compatible).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for(settings))
+
+    from sleuth.api import platform_routes
+
+    app.include_router(platform_routes.router)
+    for mount in _route_modules():
+        mount(app)
+    return app
+
+
+def _route_modules() -> list[Any]:
+    """API families register themselves here (each module exposes ``mount(app)``)."""
+    mounts: list[Any] = []
+    import importlib
+
+    for name in ("sleuth.api.wildlife", "sleuth.api.deepfake", "sleuth.api.jobs"):
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        mounts.append(mod.mount)
+    return mounts
+
+
+def serve_app() -> FastAPI:
+    """Factory used by ``sleuth serve`` (migrations already ran in the CLI process)."""
+    return create_app(get_settings(), migrate=False)

@@ -1,0 +1,52 @@
+"""Request dependencies: the platform, the authenticated principal, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from sleuth.platform.auth import Principal, authenticate
+from sleuth.platform.context import Platform
+from sleuth.platform.errors import SleuthError
+from sleuth.platform.usage import record_request
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def require(bucket: str) -> Callable[..., object]:
+    """Dependency: authenticate the Bearer key, apply the bucket's rate limit, count the request."""
+
+    async def dep(
+        response: Response,
+        platform: PlatformDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        principal = await run_in_threadpool(authenticate, platform.db, authorization)
+        if platform.settings.rate_limit_enabled:
+            decision = platform.limiter.hit(principal.key_id, bucket)
+            if not decision.allowed:
+                raise SleuthError(429, "rate_limited",
+                                  f"Rate limit of {decision.limit} requests per minute exceeded for the "
+                                  f"'{bucket}' bucket; retry after {decision.retry_after} s",
+                                  headers=decision.headers(),
+                                  details={"bucket": bucket, "retry_after": decision.retry_after})
+            for k, v in decision.headers().items():
+                response.headers[k] = v
+        await run_in_threadpool(record_request, platform.db, principal.team_id)
+        return principal
+
+    return dep
+
+
+Inference = Annotated[Principal, Depends(require("inference"))]
+Reference = Annotated[Principal, Depends(require("reference"))]
+UsageAuth = Annotated[Principal, Depends(require("usage"))]

@@ -1,0 +1,72 @@
+"""One JSON error envelope for every 4xx/5xx response."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sleuth.platform.errors import SleuthError
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    402: "insufficient_credits",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(err: SleuthError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or None
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SleuthError)
+    async def _sleuth(_req: Request, exc: SleuthError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        field = _field_of(first.get("loc", ()))
+        msg = first.get("msg", "Invalid request")
+        message = f"{field}: {msg}" if field else msg
+        err = SleuthError(400, "validation_error", message, field,
+                          details={"errors": [{"field": _field_of(e.get("loc", ())), "message": e.get("msg")}
+                                              for e in errors]})
+        return error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "Error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "Not found"
+        err = SleuthError(exc.status_code, _CODES.get(exc.status_code, "error"), message,
+                          headers=dict(exc.headers or {}))
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(SleuthError(500, "internal_error", "Internal server error"))

@@ -22,6 +22,8 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[dev,postgres,convert,celery,s3]"
+	# the MegaDetector output validator, without the package's heavy (torch/ultralytics) requirements
+	$(BIN)/pip install -q --no-deps "megadetector==10.0.28"
 
 models: install
 	$(BIN)/sleuth models pull default

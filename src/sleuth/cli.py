@@ -11,8 +11,11 @@ import typer
 from sleuth import __version__
 from sleuth.settings import get_settings
 
-app = typer.Typer(help="sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams (accounts).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -40,7 +43,7 @@ def _mount_optional(module: str, name: str) -> None:
         register(app)
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db():
     from sleuth.db.engine import Database
     from sleuth.db.migrate import upgrade
 
@@ -75,8 +78,14 @@ def serve(
 
     settings = get_settings()
     upgrade(settings)
-    uvicorn.run("sleuth.api.app:serve_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level=log_level)
+    uvicorn.run(
+        "sleuth.api.app:serve_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=log_level,
+    )
 
 
 @db_app.command("upgrade")
@@ -133,8 +142,7 @@ def keys_create(
     except SleuthError as e:
         _fail(e.message)
     typer.echo(created.key)
-    typer.secho(f"key id {created.id} (prefix {created.prefix}); store it now, it is not shown again",
-                err=True)
+    typer.secho(f"key id {created.id} (prefix {created.prefix}); store it now, it is not shown again", err=True)
 
 
 @keys_app.command("list")
@@ -189,8 +197,16 @@ def credits_balance(team: Annotated[str, typer.Option("--team", help="Team name 
     db = _db()
     t = get_team(db, team)
     b = credits.balance(db, t.id)
-    typer.echo(json.dumps({"available": b.available, "granted": b.granted_total, "captured": b.captured_total,
-                           "reserved": b.reserved_open}))
+    typer.echo(
+        json.dumps(
+            {
+                "available": b.available,
+                "granted": b.granted_total,
+                "captured": b.captured_total,
+                "reserved": b.reserved_open,
+            }
+        )
+    )
 
 
 @app.command("config")
@@ -200,7 +216,7 @@ def config_show() -> None:
 
     s = get_settings()
     for row in settings_table():
-        name = row["env"][len("SLEUTH_"):].lower()
+        name = row["env"][len("SLEUTH_") :].lower()
         typer.echo(f"{row['env']:<28} = {getattr(s, name)!s:<32} {row['description']}")
 
 

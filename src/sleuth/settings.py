@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = Field(default=10.0, description="Worker heartbeat period.")
     job_lease_s: float = Field(default=60.0, description="Item lease; a worker silent this long is presumed dead.")
 
+    # --- outbound URLs (detect-url, callbacks) -------------------------------------
+    url_allow_private: str = Field(
+        default="",
+        description="Comma-separated hosts exempt from the private-address block (tests, on-prem receivers).",
+    )
+    url_fetch_timeout_s: float = Field(default=20.0, description="Timeout for fetching media by URL.")
+    webhook_timeout_s: float = Field(default=10.0, description="Timeout of one callback delivery.")
+    webhook_max_attempts: int = Field(default=8, description="Callback deliveries before giving up.")
+    webhook_backoff_s: float = Field(default=5.0, description="First retry delay; doubles each attempt.")
+
     # --- models ---------------------------------------------------------------------
     model_cache: Path | None = Field(default=None, description="Model cache dir; default data_dir/models.")
     model_mirror: Path | None = Field(default=None, description="Local mirror folder of model artefacts.")

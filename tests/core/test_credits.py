@@ -95,8 +95,7 @@ def test_concurrent_reservations_never_overdraw(billing_db, team, n_credits, n_r
     from sleuth.db.models import LedgerEntry
 
     with billing_db.session() as s:
-        deltas = list(s.scalars(select(LedgerEntry.delta).where(LedgerEntry.team_id == team)
-                                .order_by(LedgerEntry.id)))
+        deltas = list(s.scalars(select(LedgerEntry.delta).where(LedgerEntry.team_id == team).order_by(LedgerEntry.id)))
     running = 0
     for d in deltas:  # the balance never went negative at any point of the ledger
         running += d

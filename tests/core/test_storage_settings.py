@@ -41,8 +41,11 @@ def test_sweeper_deletes_expired(settings):
     track_object(p.db, "media/new.bin", team, "media", 1, now + timedelta(days=1))
     with p.db.session() as s:
         s.add(StoredResult(id="r-old", team_id=team, endpoint="/v1/detect", payload={}, expires_at=now))
-        s.add(StoredResult(id="r-new", team_id=team, endpoint="/v1/detect", payload={},
-                           expires_at=now + timedelta(days=1)))
+        s.add(
+            StoredResult(
+                id="r-new", team_id=team, endpoint="/v1/detect", payload={}, expires_at=now + timedelta(days=1)
+            )
+        )
     rep = sweep(p.db, p.storage, now + timedelta(seconds=1))
     assert (rep.objects, rep.results) == (1, 1)
     assert not p.storage.exists("media/old.bin") and p.storage.exists("media/new.bin")

@@ -17,7 +17,7 @@ from sleuth.platform.expiry import Sweeper
 from sleuth.settings import Settings, get_settings
 
 
-def body_limit_for(settings: Settings):  # type: ignore[no-untyped-def]
+def body_limit_for(settings: Settings):
     mb = 1_000_000
 
     def limit(scope: dict[str, Any]) -> int | None:
@@ -67,8 +67,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
         redoc_url=None,
     )
     app.state.platform = platform
-    app.state.startup_hooks = []
-    app.state.shutdown_hooks = []
+    app.state.startup_hooks = [_start_workers] if settings.workers > 0 and settings.queue == "local" else []
+    app.state.startup_hooks.append(_start_deliverer)
+    app.state.shutdown_hooks = [_stop_background]
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for(settings))
 
@@ -78,6 +79,29 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
     for mount in _route_modules():
         mount(app)
     return app
+
+
+def _start_workers(platform: Platform) -> None:
+    from sleuth.platform.jobs import Worker
+    from sleuth.services import load_handlers
+
+    load_handlers()
+    platform.extras["worker"] = Worker(platform, threads=platform.settings.workers).start()
+
+
+def _start_deliverer(platform: Platform) -> None:
+    from sleuth.platform.webhooks import Deliverer
+
+    d = Deliverer(platform.db)
+    d.start()
+    platform.extras["deliverer"] = d
+
+
+def _stop_background(platform: Platform) -> None:
+    for name in ("worker", "deliverer"):
+        obj = platform.extras.pop(name, None)
+        if obj is not None:
+            obj.stop()  # type: ignore[attr-defined]
 
 
 def _route_modules() -> list[Any]:

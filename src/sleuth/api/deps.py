@@ -34,11 +34,14 @@ def require(bucket: str) -> Callable[..., object]:
         if platform.settings.rate_limit_enabled:
             decision = platform.limiter.hit(principal.key_id, bucket)
             if not decision.allowed:
-                raise SleuthError(429, "rate_limited",
-                                  f"Rate limit of {decision.limit} requests per minute exceeded for the "
-                                  f"'{bucket}' bucket; retry after {decision.retry_after} s",
-                                  headers=decision.headers(),
-                                  details={"bucket": bucket, "retry_after": decision.retry_after})
+                raise SleuthError(
+                    429,
+                    "rate_limited",
+                    f"Rate limit of {decision.limit} requests per minute exceeded for the "
+                    f"'{bucket}' bucket; retry after {decision.retry_after} s",
+                    headers=decision.headers(),
+                    details={"bucket": bucket, "retry_after": decision.retry_after},
+                )
             for k, v in decision.headers().items():
                 response.headers[k] = v
         await run_in_threadpool(record_request, platform.db, principal.team_id)

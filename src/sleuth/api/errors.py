@@ -52,9 +52,13 @@ def install(app: FastAPI) -> None:
         field = _field_of(first.get("loc", ()))
         msg = first.get("msg", "Invalid request")
         message = f"{field}: {msg}" if field else msg
-        err = SleuthError(400, "validation_error", message, field,
-                          details={"errors": [{"field": _field_of(e.get("loc", ())), "message": e.get("msg")}
-                                              for e in errors]})
+        err = SleuthError(
+            400,
+            "validation_error",
+            message,
+            field,
+            details={"errors": [{"field": _field_of(e.get("loc", ())), "message": e.get("msg")} for e in errors]},
+        )
         return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
@@ -62,8 +66,9 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
         if exc.status_code == 404 and message == "Not Found":
             message = "Not found"
-        err = SleuthError(exc.status_code, _CODES.get(exc.status_code, "error"), message,
-                          headers=dict(exc.headers or {}))
+        err = SleuthError(
+            exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=dict(exc.headers or {})
+        )
         return error_response(err)
 
     @app.exception_handler(Exception)

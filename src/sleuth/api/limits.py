@@ -20,8 +20,12 @@ LimitFn = Callable[[Scope], int | None]
 
 def _too_large(limit: int) -> SleuthError:
     mb = limit / 1e6
-    return SleuthError(413, "payload_too_large", f"Request body exceeds the {mb:g} MB limit for this endpoint",
-                       details={"limit_bytes": limit})
+    return SleuthError(
+        413,
+        "payload_too_large",
+        f"Request body exceeds the {mb:g} MB limit for this endpoint",
+        details={"limit_bytes": limit},
+    )
 
 
 class BodyLimitMiddleware:
@@ -31,9 +35,17 @@ class BodyLimitMiddleware:
 
     async def _send_error(self, send: Any, err: SleuthError) -> None:
         body = json.dumps(err.body()).encode()
-        await send({"type": "http.response.start", "status": err.status,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": err.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"connection", b"close"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

@@ -94,10 +94,9 @@ class Database:
         self.settings = settings
         self.engine = get_engine(settings)
         self._factory = sessionmaker(bind=self.engine, expire_on_commit=False)
-        if settings.is_sqlite:
-            write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        else:
-            write_engine = self.engine
+        write_engine: Engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE") if settings.is_sqlite else self.engine
+        )
         self._write_factory = sessionmaker(bind=write_engine, expire_on_commit=False)
 
     @contextmanager

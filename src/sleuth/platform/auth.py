@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ def create_team(db: Database, name: str) -> Team:
     with db.write_session() as s:
         if s.scalar(select(Team).where(Team.name == name)) is not None:
             raise SleuthError(409, "team_exists", f"Team {name!r} already exists", "name")
-        team = Team(name=name, webhook_secret="whsec_" + secrets.token_urlsafe(32))
+        team = Team(name=name, webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
         s.add(team)
         s.flush()
         s.add(Wallet(team_id=team.id, balance=0))
@@ -83,9 +84,7 @@ def list_keys(db: Database, team: str | None = None) -> list[tuple[ApiKey, str]]
 
 def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
     with db.write_session() as s:
-        k = s.scalar(
-            select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))
-        )
+        k = s.scalar(select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix)))
         if k is None:
             raise SleuthError(404, "key_not_found", f"No API key {key_id_or_prefix!r}")
         if k.revoked_at is None:

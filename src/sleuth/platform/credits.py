@@ -66,9 +66,7 @@ def grant_in(s: Session, team_id: str, amount: int, reason: str = "grant") -> No
     if not _wallet_update(s, team_id, amount):
         s.add(Wallet(team_id=team_id, balance=amount, granted_total=amount))
     else:
-        s.execute(
-            update(Wallet).where(Wallet.team_id == team_id).values(granted_total=Wallet.granted_total + amount)
-        )
+        s.execute(update(Wallet).where(Wallet.team_id == team_id).values(granted_total=Wallet.granted_total + amount))
     s.add(LedgerEntry(team_id=team_id, kind="grant", amount=amount, delta=amount, reason=reason))
 
 
@@ -90,8 +88,9 @@ def reserve_in(
     res = Reservation(team_id=team_id, amount=amount, reason=reason)
     s.add(res)
     s.flush()
-    s.add(LedgerEntry(team_id=team_id, kind="reserve", amount=amount, delta=-amount, reservation_id=res.id,
-                      reason=reason))
+    s.add(
+        LedgerEntry(team_id=team_id, kind="reserve", amount=amount, delta=-amount, reservation_id=res.id, reason=reason)
+    )
     return res.id
 
 
@@ -114,11 +113,12 @@ def capture_in(s: Session, reservation_id: str, amount: int, reason: str = "capt
         return False
     team_id = s.scalar(select(Reservation.team_id).where(Reservation.id == reservation_id))
     assert team_id is not None
-    s.execute(
-        update(Wallet).where(Wallet.team_id == team_id).values(captured_total=Wallet.captured_total + amount)
+    s.execute(update(Wallet).where(Wallet.team_id == team_id).values(captured_total=Wallet.captured_total + amount))
+    s.add(
+        LedgerEntry(
+            team_id=team_id, kind="capture", amount=amount, delta=0, reservation_id=reservation_id, reason=reason
+        )
     )
-    s.add(LedgerEntry(team_id=team_id, kind="capture", amount=amount, delta=0, reservation_id=reservation_id,
-                      reason=reason))
     return True
 
 
@@ -134,8 +134,16 @@ def refund_in(s: Session, reservation_id: str, amount: int | None = None, reason
     if amount <= 0 or not _remaining_update(s, reservation_id, amount, "refunded"):
         return 0
     _wallet_update(s, res.team_id, amount)
-    s.add(LedgerEntry(team_id=res.team_id, kind="refund", amount=amount, delta=amount,
-                      reservation_id=reservation_id, reason=reason))
+    s.add(
+        LedgerEntry(
+            team_id=res.team_id,
+            kind="refund",
+            amount=amount,
+            delta=amount,
+            reservation_id=reservation_id,
+            reason=reason,
+        )
+    )
     return amount
 
 
@@ -147,8 +155,9 @@ def grant(db: Database, team_id: str, amount: int, reason: str = "grant") -> Non
         grant_in(s, team_id, amount, reason)
 
 
-def reserve(db: Database, team_id: str, amount: int, reason: str,
-            breakdown: list[dict[str, object]] | None = None) -> str:
+def reserve(
+    db: Database, team_id: str, amount: int, reason: str, breakdown: list[dict[str, object]] | None = None
+) -> str:
     with db.write_session() as s:
         return reserve_in(s, team_id, amount, reason, db.settings.billing_enabled, breakdown)
 

@@ -26,7 +26,7 @@ class SweepReport:
 _extra_sweepers: list = []  # callables(db, storage, now) -> int, registered by the job platform
 
 
-def register_sweeper(fn) -> None:  # type: ignore[no-untyped-def]
+def register_sweeper(fn) -> None:
     if fn not in _extra_sweepers:
         _extra_sweepers.append(fn)
 
@@ -49,8 +49,9 @@ def sweep(db: Database, storage: Storage, now: datetime | None = None) -> SweepR
     return report
 
 
-def track_object(db: Database, key: str, team_id: str | None, kind: str, size: int,
-                 expires_at: datetime | None) -> None:
+def track_object(
+    db: Database, key: str, team_id: str | None, kind: str, size: int, expires_at: datetime | None
+) -> None:
     with db.session() as s:
         s.merge(StoredObject(key=key, team_id=team_id, kind=kind, size=size, expires_at=expires_at))
 

@@ -1,0 +1,435 @@
+"""Deepfake API (Resemble Detect–compatible): /detect, /detect/{uuid}, /detect/batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from sleuth.api.deps import Inference, PlatformDep, Reference
+from sleuth.platform import jobs
+from sleuth.platform.context import Platform
+from sleuth.platform.errors import SleuthError, bad_request
+from sleuth.platform.expiry import track_object
+from sleuth.platform.ssrf import allow_hosts_from, check_url, fetch
+from sleuth.services import deepfake as svc
+from sleuth.services.media import (
+    ALLOWED_EXT,
+    MediaRejected,
+    as_stream,
+    media_type_for,
+    read_member,
+    safe_name,
+    sniff_ok,
+    zip_members,
+)
+
+router = APIRouter(tags=["deepfake"])
+MAX_BATCH_FILES = 50
+WAIT_LIMIT_S = 120.0
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+# Options of the seed that name capabilities sleuth does not have: accepted when false,
+# refused with a clear error when requested (never silently ignored).
+UNSUPPORTED_FLAGS = {
+    "intelligence": "multimodal intelligence reports are not available in sleuth",
+    "search_identity": "identity search is not available in sleuth",
+    "audio_source_tracing_enabled": "audio source tracing is not available in sleuth",
+    "audio_source_tracing": "audio source tracing is not available in sleuth",
+    "use_llm": "LLM-assisted video analysis is not available in sleuth",
+    "use_reverse_search": "reverse image search is not available in sleuth",
+    "use_ood_detector": "the out-of-distribution audio detector is not available in sleuth",
+    "privacy_mode": "privacy_mode is not available; use zero_retention_mode",
+}
+
+
+def _bool(name: str, value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise bad_request(f"{name} must be true or false", name)
+
+
+def _float(name: str, value: Any, lo: float | None = None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"{name} must be a number", name) from None
+    if f != f or f in (float("inf"), float("-inf")):
+        raise bad_request(f"{name} must be a finite number", name)
+    if lo is not None and f < lo:
+        raise bad_request(f"{name} must be >= {lo:g}", name)
+    return f
+
+
+def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) -> tuple[svc.DetectOptions, str | None]:
+    for name, why in UNSUPPORTED_FLAGS.items():
+        if name in fields and _bool(name, fields[name], False):
+            raise SleuthError(400, "unsupported_option", f"{name}=true is not supported: {why}", name)
+    if fields.get("media_token"):
+        raise SleuthError(
+            400, "unsupported_option", "media_token is not supported: upload the file or give a url", "media_token"
+        )
+    model_types = fields.get("model_types")
+    if model_types not in (None, "", "image"):
+        raise SleuthError(
+            400, "unsupported_option", f"model_types={model_types!r} is not supported (only 'image')", "model_types"
+        )
+    pipeline = fields.get("pipeline")
+    if pipeline not in (None, "", "general->facial->object", "facial"):
+        raise SleuthError(400, "unsupported_option", "pipeline: only the facial pipeline is available", "pipeline")
+    fl_raw = fields.get("frame_length")
+    frame_length = 2
+    if fl_raw not in (None, ""):
+        try:
+            frame_length = int(str(fl_raw))
+        except ValueError:
+            raise bad_request("frame_length must be an integer from 1 to 4", "frame_length") from None
+        if not 1 <= frame_length <= 4:
+            raise bad_request("frame_length must be an integer from 1 to 4", "frame_length")
+    start = _float("start_region", fields.get("start_region"), 0.0)
+    end = _float("end_region", fields.get("end_region"), 0.0)
+    if start is not None and end is not None and end <= start:
+        raise bad_request("end_region must be greater than start_region", "end_region")
+    max_secs = _float("max_video_secs", fields.get("max_video_secs"), 0.0)
+    if max_secs is not None and max_secs <= 0:
+        raise bad_request("max_video_secs must be positive", "max_video_secs")
+    max_fps = _float("max_video_fps", fields.get("max_video_fps"), 0.0)
+    if max_fps is not None and not 0 < max_fps <= 60:
+        raise bad_request("max_video_fps must be in (0, 60]", "max_video_fps")
+    opts = svc.DetectOptions(
+        visualize=_bool("visualize", fields.get("visualize"), batch),
+        frame_length=frame_length,
+        start_region=start,
+        end_region=end,
+        max_video_secs=max_secs,
+        max_video_fps=max_fps,
+        zero_retention_mode=_bool("zero_retention_mode", fields.get("zero_retention_mode"), False),
+    )
+    callback = fields.get("callback_url") or None
+    if callback is not None:
+        callback = str(callback)
+        check_url(callback, allow_hosts_from(platform.settings.url_allow_private), "callback_url")
+    return opts, callback
+
+
+def _form_fields(form: FormData) -> dict[str, Any]:
+    return {k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)}
+
+
+class _Staged:
+    """Uploaded files staged in a temp dir until the job (and its reservation) exists."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sleuth-intake-"))
+        self.files: list[tuple[str, str, Path, int]] = []  # filename, media_type, path, size
+
+    def add_stream(self, filename: str, stream: Any, limit: int) -> None:
+        name = safe_name(filename)
+        mtype = media_type_for(name)
+        if mtype is None:
+            raise bad_request(
+                f"{filename!r}: unsupported file type; allowed: {', '.join(sorted(ALLOWED_EXT))}",
+                "files[]",
+                "unsupported_media_type",
+            )
+        path = self.dir / f"{len(self.files):03d}{Path(name).suffix.lower()}"
+        size = 0
+        with open(path, "wb") as f:
+            while True:
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise SleuthError(413, "payload_too_large", f"{filename!r} exceeds the {limit / 1e6:g} MB limit")
+                f.write(chunk)
+        if size == 0:
+            raise bad_request(f"{filename!r} is empty", "files[]", "empty_file")
+        with open(path, "rb") as f:
+            if not sniff_ok(f.read(16), mtype):
+                raise bad_request(f"{filename!r} does not look like a {mtype} file", "files[]", "invalid_media")
+        self.files.append((name, mtype, path, size))
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _create(
+    platform: Platform,
+    team_id: str,
+    staged: _Staged,
+    opts: svc.DetectOptions,
+    callback: str | None,
+    *,
+    batch: bool,
+    lane: str,
+) -> tuple[str, list[str]]:
+    job_id = str(uuid.uuid4())
+    specs = []
+    for name, mtype, path, size in staged.files:
+        item_id = str(uuid.uuid4())
+        specs.append(
+            jobs.ItemSpec(
+                filename=name,
+                media_type=mtype,
+                size=size,
+                id=item_id,
+                cost=svc.projected_cost(mtype, path, opts),
+                media_key=svc.media_key(team_id, job_id, item_id, name),
+            )
+        )
+    exp = svc.expires_at(platform)
+    options = opts.as_dict() | {"batch": batch}
+    # Reserve everything first (402 => nothing created, nothing stored), then store media and queue.
+    jobs.create_job(
+        platform.db,
+        team_id,
+        svc.KIND,
+        specs,
+        options=options,
+        callback_url=callback,
+        lane=lane,
+        status="awaiting_upload",
+        expires_at=exp,
+        job_id=job_id,
+    )
+    try:
+        for spec, (_n, _m, path, _s) in zip(specs, staged.files, strict=True):
+            assert spec.media_key is not None
+            with open(path, "rb") as f:
+                platform.storage.put(spec.media_key, f)
+            track_object(platform.db, spec.media_key, team_id, "media", spec.size, exp)
+        jobs.start_job(platform.db, job_id, f"deepfake {'batch' if batch else 'detect'} {job_id}")
+    except BaseException:
+        _discard(platform, job_id, specs)
+        raise
+    worker = platform.extras.get("worker")
+    if worker is not None:
+        worker.wake()  # type: ignore[attr-defined]
+    return job_id, [s.id for s in specs]
+
+
+def _discard(platform: Platform, job_id: str, specs: list[jobs.ItemSpec]) -> None:
+    from sleuth.db.models import Job
+
+    for spec in specs:
+        if spec.media_key:
+            platform.storage.delete(spec.media_key)
+    with platform.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is not None:
+            s.delete(job)
+
+
+async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
+    """``Prefer: wait``: run the item now in this request if no worker took it, else poll."""
+    wid = jobs.worker_name()
+    if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
+        await run_in_threadpool(jobs.run_item, platform, item_id, wid)
+        return
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while time.monotonic() < deadline:
+        item, _job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
+        if item.status in jobs.TERMINAL:
+            return
+        await asyncio.sleep(0.2)
+
+
+def _base_url(request: Request, platform: Platform) -> str:
+    return platform.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+@router.post("/detect", summary="Create a deepfake detection (file upload or URL)")
+async def create_detect(
+    request: Request,
+    principal: Inference,
+    platform: PlatformDep,
+    prefer: Annotated[str | None, Header()] = None,
+) -> Any:
+    ctype = request.headers.get("content-type", "")
+    staged = _Staged()
+    try:
+        if ctype.startswith("application/json"):
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except json.JSONDecodeError as e:
+                raise bad_request(f"Invalid JSON body: {e.msg}") from e
+            if not isinstance(body, dict):
+                raise bad_request("JSON body must be an object")
+            opts, callback = parse_options(body, batch=False, platform=platform)
+            url = body.get("url")
+            if not url or not isinstance(url, str):
+                raise bad_request("Provide exactly one of: multipart 'file' or JSON 'url'", "url")
+            fetched = await run_in_threadpool(
+                fetch,
+                url,
+                max_bytes=int(platform.settings.max_detect_upload_mb * 1e6),
+                timeout=platform.settings.url_fetch_timeout_s,
+                allow_hosts=allow_hosts_from(platform.settings.url_allow_private),
+            )
+            name = safe_name(url.rsplit("/", 1)[-1].split("?")[0], "download")
+            import io
+
+            await run_in_threadpool(staged.add_stream, name, io.BytesIO(fetched.content), len(fetched.content))
+        else:
+            form = await request.form(max_files=2)
+            fields = _form_fields(form)
+            opts, callback = parse_options(fields, batch=False, platform=platform)
+            uploads = [v for k, v in form.multi_items() if isinstance(v, UploadFile)]
+            if len(uploads) != 1 or form.get("file") is None:
+                raise bad_request("Provide exactly one 'file' (or a JSON body with 'url')", "file")
+            up = uploads[0]
+            await run_in_threadpool(
+                staged.add_stream, up.filename or "upload", up.file, int(platform.settings.max_detect_upload_mb * 1e6)
+            )
+        _job_id, ids = await run_in_threadpool(
+            _create, platform, principal.team_id, staged, opts, callback, batch=False, lane="interactive"
+        )
+    finally:
+        staged.cleanup()
+    if prefer and "wait" in prefer.lower():
+        await _wait_for(platform, principal.team_id, ids[0])
+    item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, ids[0])
+    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform))}
+
+
+@router.get("/detect/{uuid}", summary="Get a detection result")
+async def get_detect(uuid: str, request: Request, principal: Reference, platform: PlatformDep) -> Any:
+    item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
+    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform))}
+
+
+@router.get("/detect/{uuid}/visualization", summary="The visualization PNG of a detection")
+async def get_visualization(uuid: str, principal: Reference, platform: PlatformDep) -> Response:
+    item, _job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
+    key = (item.result or {}).get("visualization_key")
+    if not key or not platform.storage.exists(key):
+        raise SleuthError(404, "not_found", "No visualization for this detect")
+    return Response(await run_in_threadpool(platform.storage.get, key), media_type="image/png")
+
+
+@router.get("/detect/{uuid}/media", summary="The analysed media (unless deleted by zero retention)")
+async def get_media(uuid: str, principal: Reference, platform: PlatformDep) -> Response:
+    item, _job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
+    if not item.media_key or not platform.storage.exists(item.media_key):
+        raise SleuthError(404, "not_found", "Media not available (deleted or expired)")
+    return Response(
+        await run_in_threadpool(platform.storage.get, item.media_key), media_type="application/octet-stream"
+    )
+
+
+@router.get("/detect", summary="List detections (paged)")
+async def list_detects(
+    request: Request,
+    principal: Reference,
+    platform: PlatformDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> Any:
+    rows, total = await run_in_threadpool(svc.list_items, platform, principal.team_id, page, page_size)
+    base = _base_url(request, platform)
+    return {
+        "success": True,
+        "page": page,
+        "num_pages": max(1, -(-total // page_size)),
+        "page_size": page_size,
+        "total_count": total,
+        "items": [svc.item_view(i, j, base) for i, j in rows],
+    }
+
+
+@router.post("/detect/batch", status_code=202, summary="Create a batch deepfake detection job")
+async def create_batch(
+    request: Request,
+    principal: Inference,
+    platform: PlatformDep,
+    prefer: Annotated[str | None, Header()] = None,
+) -> Any:
+    if prefer and "wait" in prefer.lower():
+        raise bad_request("Prefer: wait is not supported for batches; poll GET /detect/batch/{uuid}", "Prefer")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise bad_request("Send multipart/form-data with repeated files[] or one .zip file", "files[]")
+    form = await request.form(max_files=MAX_BATCH_FILES + 1)
+    fields = _form_fields(form)
+    opts, callback = parse_options(fields, batch=True, platform=platform)
+    multi = [v for k, v in form.multi_items() if k in ("files[]", "files") and isinstance(v, UploadFile)]
+    single = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
+    if multi and single:
+        raise bad_request("files[] and file are mutually exclusive", "file")
+    if not multi and not single:
+        raise bad_request("Provide repeated files[] or a single .zip as file", "files[]")
+    if len(single) > 1:
+        raise bad_request("Only one zip file may be sent as file", "file")
+    if len(multi) > MAX_BATCH_FILES:
+        raise bad_request(f"At most {MAX_BATCH_FILES} files per batch", "files[]", "too_many_files")
+    limit = int(platform.settings.max_batch_upload_mb * 1e6)
+    staged = _Staged()
+    try:
+        if single:
+            up = single[0]
+            if not (up.filename or "").lower().endswith(".zip"):
+                raise bad_request("file must be a .zip archive (use files[] for media files)", "file")
+            await run_in_threadpool(_stage_zip, staged, up, limit)
+        else:
+            total = 0
+            for up in multi:
+                await run_in_threadpool(staged.add_stream, up.filename or "upload", up.file, limit - total)
+                total += staged.files[-1][3]
+        if not staged.files:
+            raise bad_request("The batch contains no media files", "file")
+        job_id, ids = await run_in_threadpool(
+            _create, platform, principal.team_id, staged, opts, callback, batch=True, lane="job"
+        )
+    finally:
+        staged.cleanup()
+    job, ids = await run_in_threadpool(svc.get_batch, platform, principal.team_id, job_id)
+    return JSONResponse({"success": True, "item": svc.batch_view(job, ids)}, status_code=202)
+
+
+def _stage_zip(staged: _Staged, up: UploadFile, limit: int) -> None:
+    try:
+        zf = zipfile.ZipFile(up.file)
+    except zipfile.BadZipFile as e:
+        raise bad_request("file is not a valid zip archive", "file", "invalid_zip") from e
+    with zf:
+        try:
+            members = zip_members(zf, max_files=MAX_BATCH_FILES, max_total=limit)
+            for m in members:
+                staged.add_stream(m.name, as_stream(read_member(zf, m, limit)), limit)
+        except MediaRejected as e:
+            raise bad_request(str(e), "file", "invalid_zip") from e
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+            raise bad_request(f"zip archive could not be read: {e}", "file", "invalid_zip") from e
+
+
+@router.get("/detect/batch/{uuid}", summary="Get a batch's aggregate state")
+async def get_batch(uuid: str, principal: Reference, platform: PlatformDep) -> Any:
+    job, ids = await run_in_threadpool(svc.get_batch, platform, principal.team_id, uuid)
+    return {"success": True, "item": svc.batch_view(job, ids)}
+
+
+def mount(app: FastAPI) -> None:
+    # /detect/batch must win over /detect/{uuid}
+    app.include_router(router)

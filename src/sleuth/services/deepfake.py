@@ -1,0 +1,244 @@
+"""Deepfake detection service: intake into jobs, the item handler, Resemble-shaped results.
+
+One ``Job`` of kind ``deepfake`` per ``POST /detect`` (one item) or ``POST /detect/batch``
+(N items). A detect's ``uuid`` is its job item's id. Cost: 1 credit per image and per
+started minute of audio/video (probed from the container at intake, capped by
+``max_video_secs`` and the region), reserved up front for every file (all-or-nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from sleuth.db.models import Job, JobItem, utcnow
+from sleuth.platform import jobs
+from sleuth.platform.context import Platform
+from sleuth.platform.errors import SleuthError
+from sleuth.platform.expiry import register_sweeper, track_object
+
+log = logging.getLogger(__name__)
+KIND = "deepfake"
+
+
+@dataclass
+class DetectOptions:
+    visualize: bool = False
+    frame_length: int = 2
+    start_region: float | None = None
+    end_region: float | None = None
+    max_video_secs: float | None = None
+    max_video_fps: float | None = None
+    zero_retention_mode: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _iso(dt: Any) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def probe_duration(path: Path) -> float | None:
+    """Container-declared duration in seconds (None if unknown). Only used to project cost."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            if c.duration:
+                return float(c.duration) / 1_000_000
+            for st in c.streams:
+                if st.duration and st.time_base:
+                    return float(st.duration * st.time_base)
+    except Exception:
+        return None
+    return None
+
+
+def projected_cost(media_type: str, path: Path, opts: DetectOptions) -> int:
+    if media_type == "image":
+        return 1
+    dur = probe_duration(path) or 60.0
+    start = opts.start_region or 0.0
+    end = opts.end_region if opts.end_region is not None else dur
+    span = max(0.0, min(dur, end) - start)
+    if opts.max_video_secs is not None and media_type == "video":
+        span = min(span, opts.max_video_secs)
+    span = min(span, 24 * 3600.0)
+    return max(1, math.ceil(span / 60.0))
+
+
+def media_key(team_id: str, job_id: str, item_id: str, filename: str) -> str:
+    return f"media/{team_id}/{job_id}/{item_id}/{filename}"
+
+
+def expires_at(platform: Platform) -> Any:
+    return utcnow() + timedelta(days=platform.settings.result_ttl_days)
+
+
+def item_view(item: JobItem, job: Job, base_url: str = "") -> dict[str, Any]:
+    """The Resemble ``item`` object for one detect."""
+    result = item.result or {}
+    status = {"queued": "processing", "pending": "processing"}.get(item.status, item.status)
+    zero = bool(job.options.get("zero_retention_mode"))
+    url = None
+    if item.media_key and item.file_deleted_at is None and not zero:
+        url = f"{base_url}/detect/{item.id}/media"
+    view: dict[str, Any] = {
+        "uuid": item.id,
+        "status": status,
+        "media_type": item.media_type,
+        "filename": item.filename,
+        "metrics": result.get("metrics"),
+        "image_metrics": result.get("image_metrics"),
+        "video_metrics": result.get("video_metrics"),
+        "duration": result.get("duration"),
+        "zero_retention_mode": zero,
+        "file_deleted_at": _iso(item.file_deleted_at),
+        "media_deleted": item.file_deleted_at is not None,
+        "url": url,
+        "audio_url": url if item.media_type == "audio" else None,
+        "intelligence": None,
+        "batch_uuid": job.id if job.options.get("batch") else None,
+        "created_at": _iso(item.created_at),
+        "updated_at": _iso(item.completed_at or item.started_at or item.created_at),
+    }
+    if result.get("visualization_key"):
+        vis_url = f"{base_url}/detect/{item.id}/visualization"
+        for k in ("metrics", "image_metrics", "video_metrics"):
+            if isinstance(view.get(k), dict):
+                view[k]["image"] = vis_url
+    if item.status == "failed":
+        view["error_message"] = item.error
+    if result.get("notes"):
+        view["notes"] = result["notes"]
+    return view
+
+
+def batch_view(job: Job, item_ids: list[str]) -> dict[str, Any]:
+    status = {"queued": "processing"}.get(job.status, job.status)
+    return {
+        "uuid": job.id,
+        "status": status,
+        "total_files": job.total,
+        "completed_count": job.completed_count,
+        "failed_count": job.failed_count,
+        "created_at": _iso(job.created_at),
+        "detect_uuids": item_ids,
+    }
+
+
+def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, Job]:
+    with platform.db.session() as s:
+        row = s.execute(
+            select(JobItem, Job)
+            .join(Job, Job.id == JobItem.job_id)
+            .where(JobItem.id == item_id, JobItem.team_id == team_id, Job.kind == KIND)
+        ).first()
+    if row is None:
+        raise SleuthError(404, "not_found", "Detect not found")
+    item, job = row
+    if job.expires_at is not None and job.expires_at <= utcnow():
+        raise SleuthError(404, "not_found", "Detect not found (expired)")
+    return item, job
+
+
+def get_batch(platform: Platform, team_id: str, job_id: str) -> tuple[Job, list[str]]:
+    with platform.db.session() as s:
+        job = s.scalar(select(Job).where(Job.id == job_id, Job.team_id == team_id, Job.kind == KIND))
+        if job is None or not job.options.get("batch"):
+            raise SleuthError(404, "not_found", "Batch not found")
+        ids = list(s.scalars(select(JobItem.id).where(JobItem.job_id == job_id).order_by(JobItem.seq)))
+    if job.expires_at is not None and job.expires_at <= utcnow():
+        raise SleuthError(404, "not_found", "Batch not found (expired)")
+    return job, ids
+
+
+def list_items(platform: Platform, team_id: str, page: int, page_size: int) -> tuple[list[tuple[JobItem, Job]], int]:
+    now = utcnow()
+    with platform.db.session() as s:
+        base = (
+            select(JobItem, Job)
+            .join(Job, Job.id == JobItem.job_id)
+            .where(JobItem.team_id == team_id, Job.kind == KIND)
+            .where((Job.expires_at.is_(None)) | (Job.expires_at > now))
+        )
+        total = s.scalar(select(func.count()).select_from(base.subquery())) or 0
+        rows = s.execute(
+            base.order_by(JobItem.created_at.desc(), JobItem.seq.desc()).offset((page - 1) * page_size).limit(page_size)
+        ).all()
+    return [(r[0], r[1]) for r in rows], int(total)
+
+
+def batch_callback_payload(s: Any, job: Job) -> dict[str, Any]:
+    ids = list(s.scalars(select(JobItem.id).where(JobItem.job_id == job.id).order_by(JobItem.seq)))
+    if job.options.get("batch"):
+        return {"success": True, "item": batch_view(job, ids)}
+    item = s.get(JobItem, ids[0])
+    return {"success": True, "item": item_view(item, job)}
+
+
+def after_item(platform: Platform, item: JobItem, job: Job) -> None:
+    """Zero retention: delete the media right after analysis and record when."""
+    if not job.options.get("zero_retention_mode") or not item.media_key:
+        return
+    platform.storage.delete(item.media_key)
+    with platform.db.session() as s:
+        fresh = s.get(JobItem, item.id)
+        if fresh is not None:
+            fresh.file_deleted_at = utcnow()
+            fresh.media_key = None
+
+
+def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
+    from sleuth.services import deepfake_analysis
+
+    if not item.media_key:
+        raise jobs.ItemFailure("media is no longer available")
+    path = platform.storage.local_path(item.media_key)
+    tmp = None
+    if path is None:  # object store: copy to a temp file for the decoders
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=Path(item.filename).suffix, delete=False) as fd:
+            fd.write(platform.storage.get(item.media_key))
+        path = tmp = Path(fd.name)
+    try:
+        opts = DetectOptions(**{k: v for k, v in job.options.items() if k in DetectOptions.__dataclass_fields__})
+        result = deepfake_analysis.analyze(path, item.media_type, opts)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    vis = result.pop("visualization_png", None)
+    if vis is not None and opts.visualize:
+        key = f"results/{item.team_id}/{job.id}/{item.id}/visualization.png"
+        platform.storage.put(key, vis)
+        track_object(platform.db, key, item.team_id, "visualization", len(vis), job.expires_at)
+        result["visualization_key"] = key
+    return result
+
+
+def sweep_jobs(db: Any, storage: Any, now: Any) -> int:
+    """Delete expired deepfake jobs (items, media, visualizations)."""
+    with db.session() as s:
+        expired = list(s.scalars(select(Job).where(Job.kind == KIND, Job.expires_at <= now)))
+        for job in expired:
+            for item in s.scalars(select(JobItem).where(JobItem.job_id == job.id)):
+                if item.media_key:
+                    storage.delete(item.media_key)
+                if item.result and item.result.get("visualization_key"):
+                    storage.delete(item.result["visualization_key"])
+            s.delete(job)
+    return len(expired)
+
+
+jobs.register_kind(KIND, handle_item, batch_callback_payload, after_item)
+register_sweeper(sweep_jobs)

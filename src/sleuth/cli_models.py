@@ -1,0 +1,145 @@
+"""``sleuth models``: list, pull and verify catalog models.
+
+Imports stay light (no torch, no onnxruntime): converters import torch themselves, and
+only when a pull actually converts something.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from sleuth.engine import catalog as cat
+
+app = typer.Typer(
+    help="Model catalog: list, pull (fetch + verify + convert) and verify models.", no_args_is_help=True
+)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(lines)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("sleuth.models")
+    if not any(getattr(h, "_sleuth_cli", False) for h in logger.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        h._sleuth_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
+    logger.setLevel(logging.INFO)
+
+
+def _load() -> dict[str, cat.CatalogEntry]:
+    try:
+        return cat.load_catalog()
+    except cat.CatalogError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@app.command("list")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show every catalog model: name, version, task, licence, default, status, size."""
+    catalog = _load()
+    records: list[dict[str, Any]] = []
+    for e in catalog.values():
+        records.append(
+            {
+                "name": e.name,
+                "version": e.version,
+                "task": e.task,
+                "licence": e.licence,
+                "default": e.default,
+                "status": cat.status(e),
+                "size": e.size,
+                "converted": bool(e.convert),
+                "description": e.description,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        typer.echo("The catalog is empty.")
+        return
+    header = ["NAME", "VERSION", "TASK", "LICENCE", "DEFAULT", "STATUS", "SIZE"]
+    rows = [
+        [
+            r["name"],
+            r["version"],
+            r["task"],
+            r["licence"],
+            "yes" if r["default"] else "",
+            r["status"],
+            _human(r["size"]),
+        ]
+        for r in records
+    ]
+    typer.echo(_table(rows, header))
+
+
+@app.command("pull")
+def pull_models(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Model names, 'default' (the default set) or 'all'.", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run converters even if up to date.")] = False,
+) -> None:
+    """Fetch, verify and convert models into the cache (default: the default set)."""
+    _log_to_stderr()
+    catalog = _load()
+    try:
+        wanted = cat.resolve_names(names or ["default"], catalog)
+    except cat.ModelNotFoundError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if not wanted:
+        typer.echo("Nothing to pull.")
+        return
+    failed = 0
+    for n in wanted:
+        try:
+            paths = cat.ensure(catalog[n], force=force)
+        except (cat.ArtefactError, OSError) as e:
+            failed += 1
+            typer.echo(f"FAILED {n}: {e}", err=True)
+            continue
+        typer.echo(f"ok {n} {catalog[n].version}: " + ", ".join(f"{k}={p}" for k, p in sorted(paths.items())))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify_models(
+    name: Annotated[
+        str | None, typer.Argument(help="One model (default: every model in the cache).", show_default=False)
+    ] = None,
+) -> None:
+    """Re-hash cached artefacts and converted files; exit code 1 on any problem."""
+    problems = cat.verify(name)
+    for p in problems:
+        typer.echo(f"problem: {p}")
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {name}" if name else "ok: every cached model verifies")

@@ -6,7 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Third-party weights that live only on GitHub come from a local mirror when one sits beside the repo.
 MIRROR ?= $(if $(wildcard ../shared/data/models),../shared/data/models,)
+ifneq ($(MIRROR),)
 export SLEUTH_MODEL_MIRROR ?= $(MIRROR)
+endif
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: install install-dev run models test lint typecheck test-sqlite test-postgres bench clean

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, description="Attempts per job item before it fails.")
     job_heartbeat_s: float = Field(default=10.0, description="Worker heartbeat period.")
     job_lease_s: float = Field(default=60.0, description="Item lease; a worker silent this long is presumed dead.")
+    # --- scale-out (Celery dispatch) -------------------------------------------------
+    celery_queue_prefix: str = Field(default="sleuth", description="Celery queue per job kind: <prefix>.<kind>.")
+    celery_visibility_timeout_s: float = Field(
+        default=7200.0, description="Broker redelivery timeout of an unacked item; must exceed the longest item."
+    )
+    celery_orphan_after_s: float = Field(
+        default=900.0, description="Re-enqueue items queued this long (their message may be lost); 0 = never."
+    )
 
     # --- outbound URLs (detect-url, callbacks) -------------------------------------
     url_allow_private: str = Field(
@@ -105,6 +113,11 @@ class Settings(BaseSettings):
         if cfg is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cfg))
         return tuple(sources)
+
+    @field_validator("model_mirror", "model_cache", "storage_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        return None if v is None or (isinstance(v, str) and not v.strip()) else v
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

@@ -1,0 +1,250 @@
+"""Wildlife detection service: profiles, the model path for a batch of images, API-shaped results.
+
+The pure logic lives in ``pipelines.wildlife`` (ensemble, roll-up, geofence) and
+``pipelines.imaging`` (decode); this module decides which models a profile uses, runs
+them through the per-model micro-batchers (so sync requests and job items share one
+batcher, interactive lane first) and shapes Animal Detect's result objects.
+
+Per image: decode once (DCT-reduced, EXIF upright) -> detector -> person/vehicle relabel
+(YOLOX-nano COCO boxes fused with MD-Lite's, default profile) -> every box over the
+threshold cropped and classified in one batch -> ensemble -> annotations.
+A bad image fails only itself (``ImageOutcome.error``); the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sleuth.engine.registry import get_batcher
+from sleuth.pipelines.imaging import DecodedImage, decode_image
+from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
+
+# Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps
+# 224-px crops of boxes down to ~1/6 of the frame at full classifier resolution.
+DECODE_MAX_SIDE = 1280
+COARSE = {1: "animal", 2: "human", 3: "vehicle"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    detector: str  # catalog name of the primary detector
+    relabeler: str | None  # COCO detector used to label person/vehicle boxes
+    classifier: str | None  # classifier pack ("coral" = Coral ImageNet + iNat birds)
+    model_id: str
+    model_version: str
+    description: str
+
+    def detector_only(self) -> Profile:
+        return Profile(
+            self.name + "-filter",
+            self.detector,
+            self.relabeler,
+            None,
+            self.model_id.rsplit("-", 1)[0] + "-filter",
+            self.model_version.split("+")[0],
+            self.description + " (detector only)",
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(
+        "default",
+        "mdlite",
+        "yolox-nano-coco",
+        "coral",
+        "mdlite-coral",
+        "mdlite-2022.05.28+coral-mobilenetv2",
+        "Camera-trap wildlife: Zamba MegadetectorLite (YOLOX-tiny) + YOLOX-nano person/vehicle relabel + "
+        "Coral MobileNetV2 ImageNet/iNat-birds classifier with a WordNet taxonomy",
+    ),
+    "urban": Profile(
+        "urban",
+        "yolox-nano-coco",
+        None,
+        "coral",
+        "yolox-nano-coral",
+        "yolox-nano-coco+coral-mobilenetv2",
+        "Urban, indoor, roadside, zoo and farm scenes: YOLOX-nano COCO detector + Coral classifier",
+    ),
+}
+
+
+@dataclass
+class ImageInput:
+    filename: str
+    data: bytes
+
+
+@dataclass
+class ImageOutcome:
+    index: int
+    filename: str
+    file_size: int
+    annotations: list[Annotation] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)  # filter endpoints
+    error: tuple[str, str] | None = None  # (code, message)
+    width: int | None = None
+    height: int | None = None
+    exif: dict[str, Any] = field(default_factory=dict)
+    truncated: bool = False
+    processing_time_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_pack_lock = threading.Lock()
+_packs: dict[str, Any] = {}
+
+
+def classifier_pack(name: str) -> Any:
+    with _pack_lock:
+        pack = _packs.get(name)
+        if pack is None:
+            if name != "coral":
+                raise ValueError(f"unknown classifier pack {name!r}")
+            from sleuth.models.classifier import load_coral_pack
+
+            pack = load_coral_pack()
+            _packs[name] = pack
+        return pack
+
+
+_decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-decode")
+
+
+def _decode(inp: ImageInput) -> DecodedImage:
+    if not inp.data:
+        raise ValueError("empty file (0 bytes)")
+    return decode_image(inp.data, DECODE_MAX_SIDE)
+
+
+def _detect(profile: Profile, images: Sequence[DecodedImage], lane: str) -> list[Any]:
+    """Per image: the primary detector's result, fused with the relabeler's person/vehicle boxes."""
+    det = get_batcher(profile.detector)
+    futures = [det.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
+    rel_futures = []
+    if profile.relabeler:
+        rel = get_batcher(profile.relabeler)
+        rel_futures = [rel.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
+    results = [f.result() for f in futures]
+    if rel_futures:
+        from sleuth.models.yolox_nano import fuse_person_vehicle
+
+        for r, rf in zip(results, rel_futures, strict=True):
+            r.detections = fuse_person_vehicle(r.detections, rf.result().detections)
+    return results
+
+
+def run_images(
+    inputs: Sequence[ImageInput],
+    options: ImageOptions,
+    profile: Profile,
+    *,
+    lane: str = "interactive",
+    detector_only: bool = False,
+) -> list[ImageOutcome]:
+    """Run a batch; one outcome per input, in order. Raises only for platform errors (queue full)."""
+    t0 = time.perf_counter()
+    outcomes = [ImageOutcome(index=i, filename=inp.filename, file_size=len(inp.data)) for i, inp in enumerate(inputs)]
+    decode_t: list[float] = [0.0] * len(inputs)
+
+    def timed(i: int) -> DecodedImage:
+        t = time.perf_counter()
+        try:
+            return _decode(inputs[i])
+        finally:
+            decode_t[i] = time.perf_counter() - t
+
+    futures = [_decode_pool.submit(timed, i) for i in range(len(inputs))]
+    good: list[tuple[int, DecodedImage]] = []
+    for i, fut in enumerate(futures):
+        try:
+            img = fut.result()
+        except ValueError as e:
+            outcomes[i].error = ("invalid_image", f"{inputs[i].filename}: {e}")
+            continue
+        o = outcomes[i]
+        o.width, o.height, o.truncated = img.width, img.height, img.truncated
+        o.exif = img.exif.as_dict()
+        good.append((i, img))
+    t_model = time.perf_counter()
+    if good:
+        images = [img for _, img in good]
+        results = _detect(profile, images, lane)
+        if detector_only:
+            for (i, _img), res in zip(good, results, strict=True):
+                dets = [d for d in res.detections if d.conf >= options.threshold]
+                outcomes[i].detections = [
+                    {
+                        "id": k,
+                        "bbox": [round(float(v), 6) for v in d.bbox],
+                        "score": round(float(d.conf), 6),
+                        "label": COARSE.get(int(d.category), "animal"),
+                        "category": str(d.category),
+                    }
+                    for k, d in enumerate(dets)
+                ]
+        else:
+            classifier = classifier_pack(profile.classifier) if (options.classify and profile.classifier) else None
+            annotations = run_pipeline(images, lambda _imgs: results, None, classifier, options)
+            for (i, _img), anns in zip(good, annotations, strict=True):
+                outcomes[i].annotations = anns
+    shared_ms = (time.perf_counter() - t_model) * 1000 / max(1, len(good))
+    for i, o in enumerate(outcomes):
+        o.processing_time_ms = int(round(decode_t[i] * 1000 + (shared_ms if o.ok else 0)))
+    _ = t0
+    return outcomes
+
+
+def metadata_of(o: ImageOutcome) -> dict[str, Any]:
+    """``metadata`` with only the fields the image actually has."""
+    md: dict[str, Any] = {}
+    if o.width is not None:
+        md["image_width"] = o.width
+        md["image_height"] = o.height
+    md["file_size"] = o.file_size
+    ex = o.exif
+    if ex.get("datetime_original"):
+        md["datetime_original"] = ex["datetime_original"]
+    for k in ("make", "model", "orientation"):
+        if ex.get(k) is not None:
+            md[k] = ex[k]
+    if ex.get("gps_lat") is not None and ex.get("gps_lon") is not None:
+        md["gps"] = {"latitude": ex["gps_lat"], "longitude": ex["gps_lon"]}
+    if o.truncated:
+        md["truncated"] = True
+    return md
+
+
+def item_info(o: ImageOutcome, profile: Profile, options: ImageOptions) -> dict[str, Any]:
+    return {
+        "processing_time_ms": o.processing_time_ms,
+        "model_version": profile.model_version,
+        "model_id": profile.model_id,
+        "threshold_applied": options.threshold,
+    }
+
+
+def result_item(
+    o: ImageOutcome, profile: Profile, options: ImageOptions, *, metadata: bool, detector_only: bool
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"index": o.index, "filename": o.filename}
+    if detector_only:
+        item["detections"] = o.detections
+    else:
+        item["annotations"] = [a.to_dict() for a in o.annotations]
+    if metadata:
+        item["metadata"] = metadata_of(o)
+    item["info"] = item_info(o, profile, options)
+    if o.error is not None:
+        item["status"] = "failed"
+        item["error"] = {"code": o.error[0], "message": o.error[1]}
+    return item

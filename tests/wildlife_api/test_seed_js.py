@@ -1,0 +1,67 @@
+"""The seed page's JavaScript (fetch + FormData) runs unchanged with Node against a live server."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+CT = DATA / "camera_traps"
+pytestmark = [
+    pytest.mark.skipif(not CT.is_dir(), reason="../shared/data not present"),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch (convert extra) needed once"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
+    env = {**os.environ, "SLEUTH_DATA_DIR": str(tmp_path / "data"), "SLEUTH_MODEL_MIRROR": str(DATA / "models"),
+           "SLEUTH_MODEL_CACHE": str(model_cache), "SLEUTH_WORKERS": "0"}
+    env.pop("SLEUTH_DATABASE_URL", None)
+    sleuth = [sys.executable, "-m", "sleuth.cli"]
+    key = subprocess.run([*sleuth, "keys", "create", "--team", "js", "--create-team"], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen([*sleuth, "serve", "--port", str(port), "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        js_env = {**env, "SLEUTH_URL": url, "ANIMAL_DETECT_API_KEY": key,
+                  "FIRST_FILE": str(CT / "speciesnet" / "american_black_bear.jpg"),
+                  "SECOND_FILE": str(CT / "speciesnet" / "blank.jpg")}
+        out = subprocess.run(["node", str(Path(__file__).with_name("seed_batch_detect.mjs"))], env=js_env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert result["status"] == 200, result
+    data = result["data"]
+    assert data["info"]["country_processed"] == "USA" and data["info"]["threshold_applied"] == 0.2
+    first, second = data["results"]
+    assert first["annotations"] and second["annotations"] == []
+    assert first["metadata"]["image_width"] == 2048 and second["metadata"]["file_size"] == 409295

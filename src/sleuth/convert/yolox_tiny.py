@@ -1,0 +1,242 @@
+"""Build-time converter: zamba's MegadetectorLite checkpoint (YOLOX-tiny, 1 class) -> ONNX.
+
+Our own YOLOX definition (CSPDarknet backbone + PAFPN neck + decoupled head), written from the
+architecture's published structure, with parameter names that match the upstream checkpoint so
+``load_state_dict(strict=True)`` proves the layout. Details that matter for parity:
+
+* width 0.375 / depth 0.33 ("tiny"): stem 24 channels, CSP blocks with 1/3/3/1 bottlenecks,
+  head width 96, 3 levels (strides 8/16/32, 80x80 + 40x40 + 20x20 = 8400 rows at 640 px);
+* every BatchNorm has ``eps = 1e-3`` (the upstream model builder sets it; PyTorch's default 1e-5
+  moves scores by up to 0.03);
+* the graph ends with the grid decode, so the ONNX output is ``[N, 8400, 6]`` =
+  ``cx, cy, w, h`` in input pixels, then ``obj`` and ``cls`` (both sigmoid).
+
+torch is imported lazily: this module is only used at build time (``sleuth models pull``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_SHA256 = "31f8690fc62f9d0756f1e8c09b0b02e5ade106173ed0a30743d47c004f88f4e0"
+INPUT_SIZE = 640
+NUM_CLASSES = 1
+OPSET = 17
+
+__all__ = ["build_model", "load_checkpoint", "convert", "export_onnx", "WEIGHTS_SHA256"]
+
+
+def build_model(num_classes: int = NUM_CLASSES, width: float = 0.375, depth: float = 0.33) -> Any:
+    """Return an (untrained) YOLOX torch module with decode-in-graph outputs ``[N, A, 5 + C]``."""
+    import torch
+    from torch import nn
+
+    bn_eps = 1e-3
+
+    class ConvBnAct(nn.Module):
+        def __init__(self, cin: int, cout: int, k: int, s: int = 1) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, k, s, (k - 1) // 2, bias=False)
+            self.bn = nn.BatchNorm2d(cout, eps=bn_eps, momentum=0.03)
+            self.act = nn.SiLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.bn(self.conv(x)))
+
+    class Bottleneck(nn.Module):
+        def __init__(self, c: int, shortcut: bool) -> None:
+            super().__init__()
+            self.conv1 = ConvBnAct(c, c, 1)
+            self.conv2 = ConvBnAct(c, c, 3)
+            self.add = shortcut
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv2(self.conv1(x))
+            return y + x if self.add else y
+
+    class CSP(nn.Module):
+        """Split into two 1x1 branches, run bottlenecks on one, concatenate, fuse with 1x1."""
+
+        def __init__(self, cin: int, cout: int, n: int, shortcut: bool = True) -> None:
+            super().__init__()
+            hidden = int(cout * 0.5)
+            self.conv1 = ConvBnAct(cin, hidden, 1)
+            self.conv2 = ConvBnAct(cin, hidden, 1)
+            self.conv3 = ConvBnAct(2 * hidden, cout, 1)
+            self.m = nn.Sequential(*[Bottleneck(hidden, shortcut) for _ in range(n)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv3(torch.cat([self.m(self.conv1(x)), self.conv2(x)], dim=1))
+
+    class SPP(nn.Module):
+        def __init__(self, cin: int, cout: int, ks: tuple[int, ...] = (5, 9, 13)) -> None:
+            super().__init__()
+            hidden = cin // 2
+            self.conv1 = ConvBnAct(cin, hidden, 1)
+            self.m = nn.ModuleList([nn.MaxPool2d(k, 1, k // 2) for k in ks])
+            self.conv2 = ConvBnAct(hidden * (len(ks) + 1), cout, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv1(x)
+            return self.conv2(torch.cat([x] + [m(x) for m in self.m], dim=1))
+
+    class Focus(nn.Module):
+        """Space-to-depth (2x2 pixel blocks -> channels), then a 3x3 conv."""
+
+        def __init__(self, cin: int, cout: int) -> None:
+            super().__init__()
+            self.conv = ConvBnAct(cin * 4, cout, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # channel order: (even row, even col), (odd row, even col), (even row, odd col), (odd, odd)
+            parts = [x[..., 0::2, 0::2], x[..., 1::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 1::2]]
+            return self.conv(torch.cat(parts, dim=1))
+
+    class Darknet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c = int(width * 64)
+            d = max(round(depth * 3), 1)
+            self.stem = Focus(3, c)
+            self.dark2 = nn.Sequential(ConvBnAct(c, c * 2, 3, 2), CSP(c * 2, c * 2, d))
+            self.dark3 = nn.Sequential(ConvBnAct(c * 2, c * 4, 3, 2), CSP(c * 4, c * 4, d * 3))
+            self.dark4 = nn.Sequential(ConvBnAct(c * 4, c * 8, 3, 2), CSP(c * 8, c * 8, d * 3))
+            self.dark5 = nn.Sequential(
+                ConvBnAct(c * 8, c * 16, 3, 2), SPP(c * 16, c * 16), CSP(c * 16, c * 16, d, shortcut=False)
+            )
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            x = self.dark2(self.stem(x))
+            c3 = self.dark3(x)
+            c4 = self.dark4(c3)
+            c5 = self.dark5(c4)
+            return c3, c4, c5
+
+    class PAFPN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c3, c4, c5 = (int(256 * width), int(512 * width), int(1024 * width))
+            n = round(3 * depth)
+            self.backbone = Darknet()
+            self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+            self.lateral_conv0 = ConvBnAct(c5, c4, 1)
+            self.C3_p4 = CSP(2 * c4, c4, n, shortcut=False)
+            self.reduce_conv1 = ConvBnAct(c4, c3, 1)
+            self.C3_p3 = CSP(2 * c3, c3, n, shortcut=False)
+            self.bu_conv2 = ConvBnAct(c3, c3, 3, 2)
+            self.C3_n3 = CSP(2 * c3, c4, n, shortcut=False)
+            self.bu_conv1 = ConvBnAct(c4, c4, 3, 2)
+            self.C3_n4 = CSP(2 * c4, c5, n, shortcut=False)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            f3, f4, f5 = self.backbone(x)
+            top5 = self.lateral_conv0(f5)
+            m4 = self.C3_p4(torch.cat([self.upsample(top5), f4], 1))
+            top4 = self.reduce_conv1(m4)
+            out3 = self.C3_p3(torch.cat([self.upsample(top4), f3], 1))
+            out4 = self.C3_n3(torch.cat([self.bu_conv2(out3), top4], 1))
+            out5 = self.C3_n4(torch.cat([self.bu_conv1(out4), top5], 1))
+            return out3, out4, out5
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            hw = int(256 * width)
+            chans = [int(256 * width), int(512 * width), int(1024 * width)]
+            self.strides = (8, 16, 32)
+            self.stems = nn.ModuleList([ConvBnAct(c, hw, 1) for c in chans])
+            self.cls_convs = nn.ModuleList([nn.Sequential(ConvBnAct(hw, hw, 3), ConvBnAct(hw, hw, 3)) for _ in chans])
+            self.reg_convs = nn.ModuleList([nn.Sequential(ConvBnAct(hw, hw, 3), ConvBnAct(hw, hw, 3)) for _ in chans])
+            self.cls_preds = nn.ModuleList([nn.Conv2d(hw, num_classes, 1) for _ in chans])
+            self.reg_preds = nn.ModuleList([nn.Conv2d(hw, 4, 1) for _ in chans])
+            self.obj_preds = nn.ModuleList([nn.Conv2d(hw, 1, 1) for _ in chans])
+
+        def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            outs = []
+            for k, (x, stride) in enumerate(zip(feats, self.strides, strict=True)):
+                x = self.stems[k](x)
+                cls = self.cls_preds[k](self.cls_convs[k](x))
+                reg_feat = self.reg_convs[k](x)
+                reg = self.reg_preds[k](reg_feat)
+                obj = self.obj_preds[k](reg_feat)
+                h, w = int(x.shape[-2]), int(x.shape[-1])
+                out = torch.cat([reg, obj.sigmoid(), cls.sigmoid()], 1).flatten(2).permute(0, 2, 1)
+                ys, xs = torch.meshgrid(
+                    torch.arange(h, dtype=out.dtype), torch.arange(w, dtype=out.dtype), indexing="ij"
+                )
+                grid = torch.stack([xs, ys], -1).reshape(1, -1, 2)
+                xy = (out[..., :2] + grid) * stride
+                wh = torch.exp(out[..., 2:4]) * stride
+                outs.append(torch.cat([xy, wh, out[..., 4:]], -1))
+            return torch.cat(outs, 1)
+
+    class YOLOX(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = PAFPN()
+            self.head = Head()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.backbone(x))
+
+    return YOLOX()
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """Build YOLOX-tiny and load zamba's checkpoint (a dict with the state dict under ``model``)."""
+    import torch
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: no state dict found in the checkpoint")
+    model = build_model()
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model
+
+
+def export_onnx(model: Any, out_path: Path, size: int = INPUT_SIZE) -> Path:
+    import torch
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    dummy = torch.zeros(1, 3, size, size, dtype=torch.float32)
+    tmp = out_path.with_suffix(".onnx.tmp")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the constant grid sizes
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            input_names=["images"],
+            output_names=["output"],
+            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    tmp.replace(out_path)
+    return out_path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
+    """Catalog converter: ``{"weights": .pth}`` -> ``{"onnx": out_dir / "model.onnx"}``."""
+    src = Path(artefacts["weights"])
+    digest = _sha256(src)
+    if digest != WEIGHTS_SHA256:
+        raise ValueError(f"{src}: sha256 {digest} is not the MD-Lite checkpoint {WEIGHTS_SHA256}")
+    model = load_checkpoint(src)
+    return {"onnx": export_onnx(model, Path(out_dir).resolve() / "model.onnx")}

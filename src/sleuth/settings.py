@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     max_batch_upload_mb: float = Field(default=500.0, description="Deepfake batch upload limit (MB).")
     max_detect_upload_mb: float = Field(default=150.0, description="Deepfake single upload limit (MB).")
 
+    secret_key: str = Field(
+        default="",
+        description="Signs upload URLs; empty = generated once into data_dir/secret_key (set it on multi-node).",
+    )
+    upload_url_ttl_s: float = Field(default=3600.0, description="Lifetime of an async job's signed upload URL.")
+
     # --- billing and limits ---------------------------------------------------------
     billing_enabled: bool = Field(default=False, description="Charge credits; off = unlimited mode.")
     rate_limit_enabled: bool = Field(default=True, description="Enforce per-key rate limits.")
@@ -128,6 +134,24 @@ class Settings(BaseSettings):
         if self.model_cache is None:
             self.model_cache = self.data_dir / "models"
         return self
+
+    def signing_key(self) -> bytes:
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.is_file():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)  # first writer wins, atomically
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
 
     @property
     def is_sqlite(self) -> bool:

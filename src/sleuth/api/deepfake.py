@@ -20,6 +20,7 @@ from starlette.datastructures import FormData, UploadFile
 from sleuth.api.deps import Inference, PlatformDep, Reference
 from sleuth.platform import jobs
 from sleuth.platform.context import Platform
+from sleuth.platform.dispatch import dispatch
 from sleuth.platform.errors import SleuthError, bad_request
 from sleuth.platform.expiry import track_object
 from sleuth.platform.ssrf import allow_hosts_from, check_url, fetch
@@ -225,9 +226,7 @@ def _create(
     except BaseException:
         _discard(platform, job_id, specs)
         raise
-    worker = platform.extras.get("worker")
-    if worker is not None:
-        worker.wake()  # type: ignore[attr-defined]
+    dispatch(platform, [s.id for s in specs], svc.KIND)  # wake the local worker or enqueue to Celery
     return job_id, [s.id for s in specs]
 
 

@@ -583,7 +583,8 @@ def _settings(settings: Settings | None) -> Settings:
 
 def cache_root(settings: Settings | None = None) -> Path:
     s = _settings(settings)
-    return Path(s.model_cache) if s.model_cache is not None else Path(s.data_dir) / "models"
+    root = Path(s.model_cache) if s.model_cache is not None else Path(s.data_dir) / "models"
+    return root.resolve()  # absolute: converters may return paths relative to the cwd or to out_dir
 
 
 def cache_dir(entry: CatalogEntry | str, settings: Settings | None = None) -> Path:

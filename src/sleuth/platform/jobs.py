@@ -320,8 +320,12 @@ def fail_pending(db: Database, item_id: str, error: str) -> None:
             _fail_in(s, item, error)
 
 
-def reap(db: Database, now: datetime | None = None) -> int:
-    """Return items whose lease expired to the queue (or fail them after max attempts)."""
+def reap(db: Database, now: datetime | None = None, requeued: list[str] | None = None) -> int:
+    """Return items whose lease expired to the queue (or fail them after max attempts).
+
+    ``requeued``, when given, receives the ids put back to ``queued`` (a Celery worker
+    re-enqueues them: their original message was acked or is held by a dead worker).
+    """
     now = now or utcnow()
     n = 0
     with db.write_session() as s:
@@ -330,8 +334,11 @@ def reap(db: Database, now: datetime | None = None) -> int:
             if item.attempts >= db.settings.job_max_attempts:
                 _fail_in(s, item, f"worker lost {item.attempts} times (last: {item.worker_id}); giving up")
             else:
+                lost = item.worker_id
                 item.status, item.worker_id, item.lease_until = "queued", None, None
-                item.error = f"requeued after worker {item.worker_id} stopped responding"
+                item.error = f"requeued after worker {lost} stopped responding"
+                if requeued is not None:
+                    requeued.append(item.id)
             n += 1
     return n
 

@@ -1,10 +1,12 @@
 """Database engine and sessions: SQLite (WAL, busy timeout) by default, PostgreSQL by URL.
 
-``session()`` is a read/write unit of work. ``write_session()`` is for short transactions
-that must not interleave with another writer (credits, job claims): on SQLite it takes
-the write lock up front (``BEGIN IMMEDIATE``), so no transaction ever fails half-way
-when upgrading a read snapshot to a write; on PostgreSQL it is an ordinary transaction
-(row locks and ``FOR UPDATE SKIP LOCKED`` do the work there).
+``session()``/``write_session()`` are read/write units of work: on SQLite they take the
+write lock up front (``BEGIN IMMEDIATE``), so a transaction never fails half-way when
+upgrading a read snapshot to a write (WAL's ``SQLITE_BUSY_SNAPSHOT``, which the busy
+timeout cannot wait out); writers queue on the busy timeout instead. ``read_session()``
+is for pure reads (auth, GETs): a deferred transaction that never blocks or is blocked.
+On PostgreSQL all three are ordinary transactions (row locks and ``FOR UPDATE SKIP
+LOCKED`` do the work there).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = get_engine(settings)
-        self._factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._read_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         write_engine: Engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if settings.is_sqlite else self.engine
         )
@@ -101,7 +103,12 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._factory() as s, s.begin():
+        with self._write_factory() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        with self._read_factory() as s, s.begin():
             yield s
 
     @contextmanager

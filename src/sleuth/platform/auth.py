@@ -101,7 +101,7 @@ def authenticate(db: Database, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise SleuthError(401, "invalid_authorization", "Authorization header must be 'Bearer <API key>'")
     digest = hash_key(token)
-    with db.session() as s:
+    with db.read_session() as s:
         row = s.execute(
             select(ApiKey.id, ApiKey.revoked_at, Team.id, Team.name)
             .join(Team, Team.id == ApiKey.team_id)

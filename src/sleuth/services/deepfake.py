@@ -137,7 +137,7 @@ def batch_view(job: Job, item_ids: list[str]) -> dict[str, Any]:
 
 
 def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, Job]:
-    with platform.db.session() as s:
+    with platform.db.read_session() as s:
         row = s.execute(
             select(JobItem, Job)
             .join(Job, Job.id == JobItem.job_id)

@@ -17,6 +17,10 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not pr
 def load_rgb(path: Path) -> np.ndarray:
     from PIL import Image, ImageFile, ImageOps
 
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = True  # one SpeciesNet test image is deliberately truncated
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old  # a process-wide flag: never leak it into other tests

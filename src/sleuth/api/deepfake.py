@@ -250,8 +250,9 @@ async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
         return
     deadline = time.monotonic() + WAIT_LIMIT_S
     while time.monotonic() < deadline:
-        item, _job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
-        if item.status in jobs.TERMINAL:
+        item, job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
+        # settled = terminal, and with zero retention the media already deleted
+        if item.status in jobs.TERMINAL and not (job.options.get("zero_retention_mode") and item.media_key):
             return
         await asyncio.sleep(0.2)
 

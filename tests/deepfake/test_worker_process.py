@@ -29,15 +29,22 @@ def _counts(db, job_id):
     from sleuth.db.models import JobItem
 
     with db.read_session() as s:
-        rows = dict(s.execute(select(JobItem.status, func.count()).where(JobItem.job_id == job_id)
-                              .group_by(JobItem.status)).all())
+        rows = dict(
+            s.execute(
+                select(JobItem.status, func.count()).where(JobItem.job_id == job_id).group_by(JobItem.status)
+            ).all()
+        )
         attempts = list(s.scalars(select(JobItem.attempts).where(JobItem.job_id == job_id)))
     return rows, attempts
 
 
 def _worker(env):
-    return subprocess.Popen([sys.executable, "-m", "sleuth.cli", "worker", "--threads", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sleuth.cli", "worker", "--threads", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_sigkill_worker_mid_batch_loses_nothing(settings):
@@ -61,8 +68,13 @@ def test_sigkill_worker_mid_batch_loses_nothing(settings):
         r = c.post("/detect/batch", headers=auth, files=files, data={"visualize": "false"})
         assert r.status_code == 202, r.text
         job_id = r.json()["item"]["uuid"]
-    env = {**os.environ, "SLEUTH_BILLING_ENABLED": "true", "SLEUTH_JOB_LEASE_S": "3",
-           "SLEUTH_JOB_HEARTBEAT_S": "0.5", "SLEUTH_WORKERS": "0"}
+    env = {
+        **os.environ,
+        "SLEUTH_BILLING_ENABLED": "true",
+        "SLEUTH_JOB_LEASE_S": "3",
+        "SLEUTH_JOB_HEARTBEAT_S": "0.5",
+        "SLEUTH_WORKERS": "0",
+    }
     first = _worker(env)
     try:
         deadline = time.time() + 180
@@ -94,8 +106,11 @@ def test_sigkill_worker_mid_batch_loses_nothing(settings):
     assert rows == {"completed": n}, (rows, killed_at)
     assert max(attempts) == 2 and min(attempts) == 1  # the item in flight at the kill ran again, once
     with db.read_session() as ss:
-        captured = ss.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                             .where(LedgerEntry.team_id == team.id, LedgerEntry.kind == "capture"))
+        captured = ss.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.team_id == team.id, LedgerEntry.kind == "capture"
+            )
+        )
     assert captured == n  # every file charged exactly once
     b = credits.balance(db, team.id)
     assert (b.available, b.reserved_open) == (100 - n, 0)

@@ -9,14 +9,22 @@ Per image: decode once (DCT-reduced, EXIF upright) -> detector -> person/vehicle
 (YOLOX-nano COCO boxes fused with MD-Lite's, default profile) -> every box over the
 threshold cropped and classified in one batch -> ensemble -> annotations.
 A bad image fails only itself (``ImageOutcome.error``); the others go on.
+
+Interactive first, also outside the batchers: the batchers' lanes only reorder *queued*
+items, but a job item's decode, crop/classify and a running job batch compete with a sync
+request for the CPU. So a job-lane ``run_images`` first yields to sync requests in this
+process (:class:`InteractiveGate`): it starts only once no sync request has been running for
+``JOB_YIELD_GRACE_S``, and waits at most ``JOB_YIELD_MAX_S`` (jobs keep draining under a
+constant sync load). A job item already running is not interrupted.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +108,60 @@ class ImageOutcome:
         return self.error is None
 
 
+# A job item waits until sync requests have been idle this long (covers the gap between a
+# client's back-to-back requests), but never longer than JOB_YIELD_MAX_S in all.
+JOB_YIELD_GRACE_S = 0.1
+JOB_YIELD_MAX_S = 2.0
+
+
+class InteractiveGate:
+    """Counts running sync (interactive) requests; job items yield to them before starting."""
+
+    def __init__(self, grace_s: float = JOB_YIELD_GRACE_S, max_wait_s: float = JOB_YIELD_MAX_S) -> None:
+        self.grace_s = grace_s
+        self.max_wait_s = max_wait_s
+        self._cond = threading.Condition()
+        self._active = 0
+        self._last_end = float("-inf")
+
+    @property
+    def active(self) -> int:
+        with self._cond:
+            return self._active
+
+    @contextmanager
+    def interactive(self) -> Iterator[None]:
+        with self._cond:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._last_end = time.monotonic()
+                self._cond.notify_all()
+
+    def yield_to_interactive(self) -> float:
+        """Wait while sync requests run (plus ``grace_s``), at most ``max_wait_s``; returns the seconds waited."""
+        t0 = time.monotonic()
+        deadline = t0 + self.max_wait_s
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if self._active == 0:
+                    quiet = now - self._last_end
+                    if quiet >= self.grace_s:
+                        break
+                    self._cond.wait(min(self.grace_s - quiet, deadline - now))
+                else:
+                    self._cond.wait(deadline - now)
+        return time.monotonic() - t0
+
+
+interactive_gate = InteractiveGate()
+
 _pack_lock = threading.Lock()
 _packs: dict[str, Any] = {}
 
@@ -151,7 +213,25 @@ def run_images(
     lane: str = "interactive",
     detector_only: bool = False,
 ) -> list[ImageOutcome]:
-    """Run a batch; one outcome per input, in order. Raises only for platform errors (queue full)."""
+    """Run a batch; one outcome per input, in order. Raises only for platform errors (queue full).
+
+    ``lane="job"`` first yields to running sync requests (see :class:`InteractiveGate`).
+    """
+    if lane == "job":
+        interactive_gate.yield_to_interactive()
+        return _run_images(inputs, options, profile, lane=lane, detector_only=detector_only)
+    with interactive_gate.interactive():
+        return _run_images(inputs, options, profile, lane=lane, detector_only=detector_only)
+
+
+def _run_images(
+    inputs: Sequence[ImageInput],
+    options: ImageOptions,
+    profile: Profile,
+    *,
+    lane: str,
+    detector_only: bool,
+) -> list[ImageOutcome]:
     t0 = time.perf_counter()
     outcomes = [ImageOutcome(index=i, filename=inp.filename, file_size=len(inp.data)) for i, inp in enumerate(inputs)]
     decode_t: list[float] = [0.0] * len(inputs)

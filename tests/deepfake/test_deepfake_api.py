@@ -353,3 +353,38 @@ def test_expired_results_are_404(dclient, auth):
     assert dclient.get(f"/detect/{uuid}", headers=auth).status_code == 404
     rep = sweep(p.db, p.storage)
     assert rep.jobs == 1 and not list(p.storage.iterate("media/"))
+
+
+class _WavServer(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        data = wav_bytes(1.0)
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_detect_by_json_url_and_ssrf(dclient, auth):
+    srv = HTTPServer(("127.0.0.1", 0), _WavServer)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        r = dclient.post(
+            "/detect",
+            headers={**auth, "Prefer": "wait"},
+            json={"url": f"http://127.0.0.1:{srv.server_port}/clip.wav", "frame_length": 1},
+        )
+    finally:
+        srv.shutdown()
+    assert r.status_code == 200, r.text
+    item = r.json()["item"]
+    assert item["status"] == "completed" and item["filename"] == "clip.wav" and len(item["metrics"]["score"]) == 1
+    for url in ("http://192.168.1.10/a.wav", "http://127.0.0.2/a.wav", "ftp://example.org/a.wav"):
+        bad = dclient.post("/detect", headers=auth, json={"url": url})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "blocked_url", url
+    assert dclient.post("/detect", headers=auth, json={}).status_code == 400
+    r = dclient.post("/detect", headers=auth, json={"url": "http://127.0.0.1:1/x.wav", "intelligence": True})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "intelligence"

@@ -17,7 +17,7 @@ better). Also prints the max |P(fake) difference| between the two paths, and wit
 Usage::
 
     python benchmarks/audio.py [--models aasist,rawgat-st] [--files 24] [--frame-length 2]
-    python benchmarks/audio.py --eval          # accuracy table for docs/perf-audio.md
+    python benchmarks/audio.py --eval          # accuracy table for docs/performance.md
 """
 
 from __future__ import annotations

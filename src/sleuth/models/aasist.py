@@ -55,7 +55,7 @@ class WaveformDetector(Model[Any, np.ndarray, np.ndarray, float]):
 
     ``max_batch_size`` is small on CPU on purpose: the first conv block's activations are
     about 66 MB per window, so batches beyond 2 only thrash the cache (RawGAT-ST: 0.37 s per
-    window at batch 1-2, 0.69 s at 4, 0.94 s at 8; docs/perf-audio.md). With the CUDA
+    window at batch 1-2, 0.69 s at 4, 0.94 s at 8; docs/performance.md). With the CUDA
     provider active it is raised to ``GPU_BATCH``.
     """
 

@@ -15,7 +15,7 @@ Pipeline (matching zamba 2.7.2 ``MegadetectorLiteYoloX.detect_image``):
 ``decode_max_side``: with the default 640, JPEGs are decoded at a DCT reduction (1/2 .. 1/8)
 that keeps the long side >= 640 before the pad/resize, which is several times faster than a
 full decode. The golden outputs were made with a full decode; ``decode_max_side=None`` gives
-that (bit-exact input); the measured difference is in ``docs/perf-detector.md``.
+that (bit-exact input); the measured difference is in ``docs/performance.md``.
 """
 
 from __future__ import annotations

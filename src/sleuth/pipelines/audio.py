@@ -138,7 +138,7 @@ def resample_to(x: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndar
     ``scipy.signal.resample_poly`` (float64, default Kaiser window) with the reduced
     ratio ``target/g : sr/g`` - exactly what the golden outputs used, so a 22.05 kHz file
     gives the same model input bit for bit (soxr HQ moves AASIST's logits by ~0.006, see
-    docs/perf-audio.md). Rates whose reduced ratio is unwieldy (numerator or denominator
+    docs/performance.md). Rates whose reduced ratio is unwieldy (numerator or denominator
     > 1000, e.g. 44101 Hz) fall back to soxr HQ.
     """
     if sr == target_sr:
@@ -310,7 +310,7 @@ def chunk_windows(
       shorter than ``n`` is tiled. The score still belongs to the chunk, but the model sees
       natural 4.04 s context instead of a looped snippet. Measured on the shared LibriSpeech
       set with AASIST and 2 s frames, it flags 4/40 real files instead of 19/40 at 0.5
-      (docs/perf-audio.md).
+      (docs/performance.md).
     """
     if context == "tile":
         return [fit_window(wave[c.start : c.end], n) for c in chunks]

@@ -16,7 +16,7 @@ A camera-trap JPEG is typically 8-20 MP, while the detectors look at 640 px (MD-
   the long side >= ``N`` (and the short side >= ``min_short_side`` when given). The result is *not*
   resized further: the model's own preprocessing still does its exact resize on the smaller image.
   The pixels then differ slightly from a full decode followed by the same resize (DCT scaling is a
-  box-like filter); the effect on detector scores is measured in ``docs/perf-detector.md``.
+  box-like filter); the effect on detector scores is measured in ``docs/performance.md``.
 * A classifier that needs full-resolution crops asks for ``max_side=None`` (or a larger ``N``).
 
 Other formats (PNG, WebP, BMP, ...) are always fully decoded.

@@ -137,3 +137,13 @@ def test_hostile_video_fails_item_with_reason(vclient, tmp_path, name, data):
         data = p.read_bytes()
     item = _detect(c, auth, name, data)
     assert item["status"] == "failed" and item["error_message"]
+
+
+def test_zero_retention_keeps_no_image_heatmap(vclient):
+    c, auth = vclient
+    face = (DATA / "faces" / "real" / sorted(p.name for p in (DATA / "faces" / "real").iterdir())[0]).read_bytes()
+    item = _detect(c, auth, "face.jpg", face, visualize="true", zero_retention_mode="true")
+    assert item["status"] == "completed" and item["file_deleted_at"]
+    assert item["image_metrics"]["image"] is None and "zero retention" in item["notes"][0]
+    storage = c.app.state.platform.storage
+    assert list(storage.iterate("")) == []  # neither the media nor a picture derived from it

@@ -218,6 +218,10 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
     vis = result.pop("visualization_png", None)
+    if vis is not None and opts.visualize and opts.zero_retention_mode and item.media_type == "image":
+        # the heatmap is drawn over the picture itself: under zero retention no copy of the media is kept
+        result.setdefault("notes", []).append("heatmap not kept: it would contain the image (zero retention)")
+        vis = None
     if vis is not None and opts.visualize:
         key = f"results/{item.team_id}/{job.id}/{item.id}/visualization.png"
         platform.storage.put(key, vis)

@@ -24,9 +24,7 @@ DATA = ROOT.parent / "shared" / "data"
 MANIFEST = DATA / "camera_traps" / "manifest.json"
 
 RED_FOX = "aaaa0005-0000-4000-8000-000000000005;mammalia;carnivora;canidae;vulpes;vulpes;red fox"
-MULE_DEER = (
-    "aaaa0001-0000-4000-8000-000000000001;mammalia;cetartiodactyla;cervidae;odocoileus;hemionus;mule deer"
-)
+MULE_DEER = "aaaa0001-0000-4000-8000-000000000001;mammalia;cetartiodactyla;cervidae;odocoileus;hemionus;mule deer"
 CANIDAE = "aaaa0099-0000-4000-8000-000000000099;mammalia;carnivora;canidae;;;canine family"
 LABELS = [RED_FOX, MULE_DEER, tx.VEHICLE, tx.BLANK]
 # logits = mean_rgb (0..1) @ W + B
@@ -70,9 +68,7 @@ class OnnxClassifier:
         self.crops_seen += len(crops)
         batch = np.stack(
             [
-                np.asarray(
-                    Image.fromarray(np.asarray(c, dtype=np.uint8)).resize((SIZE, SIZE)), dtype=np.float32
-                )
+                np.asarray(Image.fromarray(np.asarray(c, dtype=np.uint8)).resize((SIZE, SIZE)), dtype=np.float32)
                 for c in crops
             ]
         )
@@ -141,9 +137,7 @@ def detect(images: Sequence[Any]) -> list[list[Detection]]:
     return out
 
 
-def relabel_blue_as_vehicle(
-    images: Sequence[Any], dets: Sequence[Sequence[Detection]]
-) -> list[list[Detection]]:
+def relabel_blue_as_vehicle(images: Sequence[Any], dets: Sequence[Sequence[Detection]]) -> list[list[Detection]]:
     out = []
     for img, per in zip(images, dets, strict=True):
         new = []
@@ -235,9 +229,7 @@ def test_pipeline_with_a_pack_uses_its_labels_geofence_and_top_k(session: ort.In
         "mule deer",
         "vehicle",
     ]  # fenced fox and blank left out
-    no_fence = run_pipeline(
-        images, detect, None, Pack(OnnxClassifier(session), None), ImageOptions(country="AUS")
-    )
+    no_fence = run_pipeline(images, detect, None, Pack(OnnxClassifier(session), None), ImageOptions(country="AUS"))
     assert no_fence[0][0].label == "red fox"
 
 
@@ -249,15 +241,11 @@ def test_pipeline_accepts_other_detection_shapes_and_reports_bad_output(
             self.detections = dets
 
     def md_detector(images: Sequence[Any]) -> list[Result]:
-        return [
-            Result([{"category": "1", "conf": d.conf, "bbox": d.bbox} for d in per]) for per in detect(images)
-        ]
+        return [Result([{"category": "1", "conf": d.conf, "bbox": d.bbox} for d in per]) for per in detect(images)]
 
     images = [draw(SCENES[0]), Image.fromarray(draw(SCENES[1]))]
     a = run_pipeline(images, md_detector, None, OnnxClassifier(session), ImageOptions())
-    b = run_pipeline(
-        [draw(SCENES[0]), draw(SCENES[1])], detect, None, OnnxClassifier(session), ImageOptions()
-    )
+    b = run_pipeline([draw(SCENES[0]), draw(SCENES[1])], detect, None, OnnxClassifier(session), ImageOptions())
     assert close([[x.to_dict() for x in p] for p in a], [[x.to_dict() for x in p] for p in b])
     with pytest.raises(ValueError, match="detector returned 1 results for 2 images"):
         run_pipeline(images, lambda ims: [[]], None, None, ImageOptions())
@@ -288,10 +276,7 @@ def test_pipeline_on_real_camera_trap_images(session: ort.InferenceSession) -> N
 
     def manifest_detector(ims: Sequence[Any]) -> list[list[Detection]]:
         assert len(ims) == len(paths)
-        return [
-            [Detection(int(b["md_category"]), b["conf"], b["bbox"]) for b in records[p]["boxes"]]
-            for p in paths
-        ]
+        return [[Detection(int(b["md_category"]), b["conf"], b["bbox"]) for b in records[p]["boxes"]] for p in paths]
 
     opts = ImageOptions(threshold=0.2)
     clf = OnnxClassifier(session)
@@ -312,8 +297,21 @@ def test_pipeline_on_real_camera_trap_images(session: ort.InferenceSession) -> N
             pil = np.asarray(Image.fromarray(img).crop((left, top, min(right, ww), min(bottom, hh))))
             np.testing.assert_array_equal(crop_box(img, a.bbox), pil)
     # the person box of human.jpg is a confident MD person detection -> "human" by rule 1a
-    person = [
-        b for b in records["speciesnet/human.jpg"]["boxes"] if b["md_category"] == "2" and b["conf"] > 0.7
-    ]
+    person = [b for b in records["speciesnet/human.jpg"]["boxes"] if b["md_category"] == "2" and b["conf"] > 0.7]
     if person:
         assert any(a.label == "human" and a.source == "detector" for a in got[1])
+
+
+def test_pack_labels_that_do_not_name_taxa_are_not_used_for_rollups(session: ort.InferenceSession) -> None:
+    """A species-level label with empty genus/species (WordNet's "dingo") must not name the family."""
+    fence: dict[str, Any] = {"mammalia;carnivora;canidae;vulpes;vulpes": {"block": {"AUS": []}}}
+    pack = Pack(OnnxClassifier(session), fence)
+    pack.labels = [*pack.labels, "dddd0000-0000-4000-8000-000000000001;mammalia;carnivora;canidae;;;dingo"]
+    pack.labels = [lab for lab in pack.labels if not lab.endswith(";canine family")]
+    pack.labels.insert(0, "dddd0000-0000-4000-8000-000000000001;mammalia;carnivora;canidae;;;dingo")
+    pack.labels_name_taxa = False
+    got = run_pipeline([draw(SCENES[0])], detect, None, pack, ImageOptions(country="Australia"))
+    assert got[0][0].label == "canidae family"
+    pack.labels_name_taxa = True
+    got = run_pipeline([draw(SCENES[0])], detect, None, pack, ImageOptions(country="Australia"))
+    assert got[0][0].label == "dingo"  # what the old behaviour produced

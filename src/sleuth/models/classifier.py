@@ -230,6 +230,9 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
     name = "coral-imagenet"
     max_batch_size = 16
     input_size = 224
+    # WordNet leaves genus/species empty where it has no scientific name ("dingo" reads as the
+    # family canidae), so these labels must not name roll-up taxa (see pipelines.wildlife.run_pipeline).
+    labels_name_taxa = False
 
     def __init__(self, top_k: int = 5, bird_gate: float = 0.05) -> None:
         self.top_k = top_k

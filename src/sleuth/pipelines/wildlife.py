@@ -671,8 +671,13 @@ def run_pipeline(
         if len(dets) != len(images):
             raise ValueError(f"relabeler returned {len(dets)} results for {len(images)} images")
     if taxonomy is None and classifier is not None:
+        # Roll-up names come from the pack: its taxonomy release, and its classifier labels unless the
+        # pack says they do not name higher taxa (``labels_name_taxa = False``: the Coral pack, whose
+        # WordNet-derived labels leave genus/species empty where WordNet has none, so "dingo" would look
+        # like the family canidae). Taxa with no pack label get synthesised names ("canidae family").
         pack_labels = list(getattr(classifier, "taxonomy_release", None) or [])
-        pack_labels += list(getattr(classifier, "labels", None) or [])
+        if getattr(classifier, "labels_name_taxa", True):
+            pack_labels += list(getattr(classifier, "labels", None) or [])
         if pack_labels:
             taxonomy = Taxonomy(pack_labels)
     if geofence is None and classifier is not None and getattr(classifier, "has_range_data", False):

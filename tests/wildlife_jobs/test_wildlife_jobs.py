@@ -84,6 +84,7 @@ def test_full_flow_and_result_equals_detect_by_id(jclient, team):
     assert set(job["upload"]) >= {"url", "method", "headers", "expires_at"} and job["upload"]["method"] == "PUT"
     assert credits.balance(jclient.app.state.platform.db, team_id).available == 500  # nothing reserved yet
     assert jclient.get(_path(job["result_url"]), headers=auth).status_code == 202
+    assert jclient.get(f"/v1/detect/{job['id']}", headers=auth).status_code == 202  # same id, same states
     up = jclient.put(_path(job["upload"]["url"]), content=BEAR, headers=job["upload"]["headers"])
     assert up.status_code == 200, up.text
     sub = jclient.post(_path(job["submit_url"]), headers=auth)
@@ -172,6 +173,7 @@ def test_failed_job_is_refunded(jclient, team):
     assert _wait(jclient, auth, job["id"]) == "failed"
     res = jclient.get(_path(job["result_url"]), headers=auth).json()
     assert res["status"] == "error" and res["error"]["message"]
+    assert jclient.get(f"/v1/detect/{job['id']}", headers=auth).json() == res
     assert credits.balance(jclient.app.state.platform.db, team_id).available == 500
 
 

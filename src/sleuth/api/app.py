@@ -17,6 +17,13 @@ from sleuth.platform.expiry import Sweeper
 from sleuth.settings import Settings, get_settings
 
 
+def _is_json(scope: dict[str, Any]) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bool(value.lower().startswith(b"application/json"))
+    return False
+
+
 def body_limit_for(settings: Settings):
     mb = 1_000_000
 
@@ -26,6 +33,8 @@ def body_limit_for(settings: Settings):
             return None
         if path.startswith("/detect/batch"):
             return int(settings.max_batch_upload_mb * mb) + mb  # form overhead
+        if path == "/detect" and _is_json(scope):
+            return mb  # a JSON body only carries a url and options
         if path == "/detect" or path.startswith("/detect/"):
             return int(settings.max_detect_upload_mb * mb) + mb
         if path.startswith("/v1/uploads/"):

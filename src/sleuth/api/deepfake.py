@@ -29,6 +29,7 @@ from sleuth.services.media import (
     ALLOWED_EXT,
     MediaRejected,
     as_stream,
+    check_zip_directory,
     media_type_for,
     read_member,
     safe_name,
@@ -203,7 +204,8 @@ def _create(
         )
     exp = svc.expires_at(platform)
     options = opts.as_dict() | {"batch": batch}
-    # Reserve everything first (402 => nothing created, nothing stored), then store media and queue.
+    # Reserve everything first, in the transaction that creates the rows (402 => nothing created,
+    # nothing stored); the job stays "staging" until its media is stored, then it is queued.
     jobs.create_job(
         platform.db,
         team_id,
@@ -212,7 +214,8 @@ def _create(
         options=options,
         callback_url=callback,
         lane=lane,
-        status="awaiting_upload",
+        status="staging",
+        reserve_reason=f"deepfake {'batch' if batch else 'detect'} {job_id}",
         expires_at=exp,
         job_id=job_id,
     )
@@ -222,7 +225,7 @@ def _create(
             with open(path, "rb") as f:
                 platform.storage.put(spec.media_key, f)
             track_object(platform.db, spec.media_key, team_id, "media", spec.size, exp)
-        jobs.start_job(platform.db, job_id, f"deepfake {'batch' if batch else 'detect'} {job_id}")
+        jobs.release_job(platform.db, job_id)
     except BaseException:
         _discard(platform, job_id, specs)
         raise
@@ -231,25 +234,45 @@ def _create(
 
 
 def _discard(platform: Platform, job_id: str, specs: list[jobs.ItemSpec]) -> None:
-    from sleuth.db.models import Job
+    from sqlalchemy import delete
+
+    from sleuth.db.models import StoredObject
 
     for spec in specs:
         if spec.media_key:
             platform.storage.delete(spec.media_key)
-    with platform.db.session() as s:
-        job = s.get(Job, job_id)
-        if job is not None:
-            s.delete(job)
+            with platform.db.session() as s:
+                s.execute(delete(StoredObject).where(StoredObject.key == spec.media_key))
+    jobs.discard_job(platform.db, job_id)
+
+
+def _run_inline(platform: Platform, item_id: str, worker_id: str) -> str:
+    """Run a claimed item in this thread, heart-beating its lease so the reaper leaves it alone."""
+    import threading
+
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(platform.settings.job_heartbeat_s):
+            jobs.heartbeat(platform.db, worker_id, [item_id])
+
+    t = threading.Thread(target=beat, name="sleuth-inline-heartbeat", daemon=True)
+    t.start()
+    try:
+        return jobs.run_item(platform, item_id, worker_id)
+    finally:
+        done.set()
+        t.join(5)
 
 
 async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
     """``Prefer: wait``: run the item now in this request if no worker took it, else poll."""
     wid = jobs.worker_name()
-    if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
-        await run_in_threadpool(jobs.run_item, platform, item_id, wid)
-        return
     deadline = time.monotonic() + WAIT_LIMIT_S
     while time.monotonic() < deadline:
+        # queued (first time, or again after a retryable failure): run it here
+        if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
+            await run_in_threadpool(_run_inline, platform, item_id, wid)
         item, job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
         # settled = terminal, and with zero retention the media already deleted
         if item.status in jobs.TERMINAL and not (job.options.get("zero_retention_mode") and item.media_key):
@@ -278,7 +301,7 @@ async def create_detect(
                 raise bad_request(f"Invalid JSON body: {e.msg}") from e
             if not isinstance(body, dict):
                 raise bad_request("JSON body must be an object")
-            opts, callback = parse_options(body, batch=False, platform=platform)
+            opts, callback = await run_in_threadpool(parse_options, body, batch=False, platform=platform)
             url = body.get("url")
             if not url or not isinstance(url, str):
                 raise bad_request("Provide exactly one of: multipart 'file' or JSON 'url'", "url")
@@ -289,14 +312,14 @@ async def create_detect(
                 timeout=platform.settings.url_fetch_timeout_s,
                 allow_hosts=allow_hosts_from(platform.settings.url_allow_private),
             )
-            name = safe_name(url.rsplit("/", 1)[-1].split("?")[0], "download")
+            name = safe_name(url.split("#", 1)[0].rsplit("/", 1)[-1].split("?")[0], "download")
             import io
 
             await run_in_threadpool(staged.add_stream, name, io.BytesIO(fetched.content), len(fetched.content))
         else:
             form = await request.form(max_files=2)
             fields = _form_fields(form)
-            opts, callback = parse_options(fields, batch=False, platform=platform)
+            opts, callback = await run_in_threadpool(parse_options, fields, batch=False, platform=platform)
             uploads = [v for k, v in form.multi_items() if isinstance(v, UploadFile)]
             if len(uploads) != 1 or form.get("file") is None:
                 raise bad_request("Provide exactly one 'file' (or a JSON body with 'url')", "file")
@@ -373,7 +396,7 @@ async def create_batch(
         raise bad_request("Send multipart/form-data with repeated files[] or one .zip file", "files[]")
     form = await request.form(max_files=MAX_BATCH_FILES + 1)
     fields = _form_fields(form)
-    opts, callback = parse_options(fields, batch=True, platform=platform)
+    opts, callback = await run_in_threadpool(parse_options, fields, batch=True, platform=platform)
     multi = [v for k, v in form.multi_items() if k in ("files[]", "files") and isinstance(v, UploadFile)]
     single = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
     if multi and single:
@@ -410,7 +433,10 @@ async def create_batch(
 
 def _stage_zip(staged: _Staged, up: UploadFile, limit: int) -> None:
     try:
+        check_zip_directory(up.file)
         zf = zipfile.ZipFile(up.file)
+    except MediaRejected as e:
+        raise bad_request(str(e), "file", "invalid_zip") from e
     except zipfile.BadZipFile as e:
         raise bad_request("file is not a valid zip archive", "file", "invalid_zip") from e
     with zf:

@@ -204,7 +204,7 @@ async def list_jobs(
             ts, jid = _cursor_decode(cursor)
             stmt = stmt.where((Job.created_at < ts) | ((Job.created_at == ts) & (Job.id < jid)))
         stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc())
-        with platform.db.session() as s:
+        with platform.db.read_session() as s:
             out = [(j, i) for j, i in s.execute(stmt.limit(limit + 1)).all()]
         nxt = None
         if len(out) > limit:

@@ -367,11 +367,30 @@ async def get_result(result_id: str, principal: Reference, platform: PlatformDep
         uuid.UUID(result_id)
     except ValueError:
         raise bad_request("Invalid result id", "id", "invalid_id") from None
-    return await run_in_threadpool(load_result, platform, principal.team_id, result_id)
+    try:
+        return await run_in_threadpool(load_result, platform, principal.team_id, result_id)
+    except SleuthError as e:
+        if e.status != 404:
+            raise
+        # an async job's id: 202 while it is pending, the error payload if it failed
+        from sleuth.services import wildlife_jobs as wj
+
+        try:
+            job, item = await run_in_threadpool(wj.get_job, platform, principal.team_id, result_id)
+        except SleuthError:
+            raise e from None
+        st = wj.status_of(job)
+        if st in ("awaiting_upload", "queued", "processing"):
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse({"id": job.id, "status": st}, status_code=202)
+        if st == "failed":
+            return {"id": job.id, "status": "error", "error": {"code": "processing_failed", "message": item.error}}
+        raise
 
 
 def load_result(platform: Platform, team_id: str, result_id: str) -> Any:
-    with platform.db.session() as s:
+    with platform.db.read_session() as s:
         row = s.get(StoredResult, result_id)
         if row is None or row.team_id != team_id or row.expires_at <= utcnow():
             raise SleuthError(404, "not_found", "Result not found or expired")

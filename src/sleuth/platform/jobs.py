@@ -146,7 +146,7 @@ def create_job(
         return job
 
 
-def start_job(db: Database, job_id: str, reserve_reason: str) -> Job:
+def start_job(db: Database, job_id: str, reserve_reason: str, expires_at: datetime | None = None) -> Job:
     """Queue a job created as ``awaiting_upload``: reserve its cost now (402 if short)."""
     with db.write_session() as s:
         job = s.get(Job, job_id)
@@ -166,9 +166,31 @@ def start_job(db: Database, job_id: str, reserve_reason: str) -> Job:
         )
         job.status = "queued"
         job.updated_at = utcnow()
+        if expires_at is not None:
+            job.expires_at = expires_at
         for i in items:
             i.status = "queued"
         return job
+
+
+def release_job(db: Database, job_id: str) -> None:
+    """Queue a job created as ``staging`` (credits already reserved, media now stored)."""
+    with db.write_session() as s:
+        s.execute(
+            update(Job).where(Job.id == job_id, Job.status == "staging").values(status="queued", updated_at=utcnow())
+        )
+        s.execute(update(JobItem).where(JobItem.job_id == job_id, JobItem.status == "pending").values(status="queued"))
+
+
+def discard_job(db: Database, job_id: str) -> None:
+    """Undo a job that never got going: refund what it reserved and delete its rows."""
+    with db.write_session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return
+        if job.reservation_id:
+            credits.refund_in(s, job.reservation_id, None, f"{job.kind} {job.id} discarded")
+        s.delete(job)
 
 
 def claim(

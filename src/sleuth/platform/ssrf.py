@@ -35,17 +35,16 @@ class Fetched:
 
 
 def _is_blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
-    )
+    """Anything that is not a global unicast address, including IPv4 embedded in IPv6."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and _is_blocked_ip(embedded):
+            return True
+        if ip.is_site_local:
+            return True
+        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64 of an IPv4 address
+            return _is_blocked_ip(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return bool(not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback)
 
 
 def _allowed(host: str, allow_hosts: set[str]) -> bool:
@@ -81,7 +80,7 @@ def check_url(url: str, allow_hosts: set[str] | None = None, field: str = "url")
     addrs = sorted({str(i[4][0]) for i in infos})
     for a in addrs:
         if _is_blocked_ip(ipaddress.ip_address(a.split("%")[0])):
-            raise BlockedURL(f"Host {host} resolves to a private or internal address ({a}); refused", field)
+            raise BlockedURL(f"Host {host} resolves to a private or internal address; refused", field)
     return addrs
 
 

@@ -31,7 +31,7 @@ def record_request(db: Database, team_id: str, day: date | None = None) -> None:
 def request_counts(db: Database, team_id: str, day: date | None = None) -> tuple[int, int]:
     day = day or today()
     month_start = day.replace(day=1)
-    with db.session() as s:
+    with db.read_session() as s:
         t = s.scalar(select(UsageDaily.requests).where(UsageDaily.team_id == team_id, UsageDaily.day == day))
         m = s.scalar(
             select(func.coalesce(func.sum(UsageDaily.requests), 0)).where(

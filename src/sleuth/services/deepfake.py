@@ -152,7 +152,7 @@ def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, J
 
 
 def get_batch(platform: Platform, team_id: str, job_id: str) -> tuple[Job, list[str]]:
-    with platform.db.session() as s:
+    with platform.db.read_session() as s:
         job = s.scalar(select(Job).where(Job.id == job_id, Job.team_id == team_id, Job.kind == KIND))
         if job is None or not job.options.get("batch"):
             raise SleuthError(404, "not_found", "Batch not found")
@@ -164,7 +164,7 @@ def get_batch(platform: Platform, team_id: str, job_id: str) -> tuple[Job, list[
 
 def list_items(platform: Platform, team_id: str, page: int, page_size: int) -> tuple[list[tuple[JobItem, Job]], int]:
     now = utcnow()
-    with platform.db.session() as s:
+    with platform.db.read_session() as s:
         base = (
             select(JobItem, Job)
             .join(Job, Job.id == JobItem.job_id)
@@ -183,7 +183,9 @@ def batch_callback_payload(s: Any, job: Job) -> dict[str, Any]:
     if job.options.get("batch"):
         return {"success": True, "item": batch_view(job, ids)}
     item = s.get(JobItem, ids[0])
-    return {"success": True, "item": item_view(item, job)}
+    from sleuth.settings import get_settings
+
+    return {"success": True, "item": item_view(item, job, get_settings().public_url.rstrip("/"))}
 
 
 def after_item(platform: Platform, item: JobItem, job: Job) -> None:
@@ -231,16 +233,37 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
 
 
 def sweep_jobs(db: Any, storage: Any, now: Any) -> int:
-    """Delete expired deepfake jobs (items, media, visualizations)."""
+    """Delete expired deepfake jobs (items, media, visualizations) and jobs stuck in intake.
+
+    A job left ``staging`` for an hour (its request died between reserving and queueing) is
+    discarded too. Whatever a deleted job still holds in reserve is refunded first.
+    """
+    from datetime import timedelta
+
+    from sleuth.platform import credits
+
+    stale_intake = now - timedelta(hours=1)
+    keys: list[str] = []
     with db.session() as s:
-        expired = list(s.scalars(select(Job).where(Job.kind == KIND, Job.expires_at <= now)))
+        expired = list(
+            s.scalars(
+                select(Job).where(
+                    Job.kind == KIND,
+                    (Job.expires_at <= now) | ((Job.status == "staging") & (Job.created_at <= stale_intake)),
+                )
+            )
+        )
         for job in expired:
             for item in s.scalars(select(JobItem).where(JobItem.job_id == job.id)):
                 if item.media_key:
-                    storage.delete(item.media_key)
+                    keys.append(item.media_key)
                 if item.result and item.result.get("visualization_key"):
-                    storage.delete(item.result["visualization_key"])
+                    keys.append(item.result["visualization_key"])
+            if job.reservation_id:
+                credits.refund_in(s, job.reservation_id, None, f"{job.kind} {job.id} expired")
             s.delete(job)
+    for key in keys:  # storage I/O outside the transaction
+        storage.delete(key)
     return len(expired)
 
 

@@ -82,7 +82,13 @@ def analyze(path: Path, media_type: str, opts: Any) -> dict[str, Any]:
         chunks = res["chunks"]
         if has_audio(path):
             try:
-                a = _audio(path, opts, path.name)
+                a_opts = opts
+                if opts.max_video_secs is not None:  # the audio track is capped like the frames are
+                    from dataclasses import replace
+
+                    cap = (opts.start_region or 0.0) + opts.max_video_secs
+                    a_opts = replace(opts, end_region=min(opts.end_region or cap, cap))
+                a = _audio(path, a_opts, path.name)
                 out["metrics"] = a["metrics"]
                 out["duration"] = a["duration"]
             except ValueError as e:

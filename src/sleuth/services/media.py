@@ -20,6 +20,34 @@ class MediaRejected(ValueError):
     pass
 
 
+MAX_ZIP_ENTRIES = 10_000
+MAX_CENTRAL_DIRECTORY = 16 * 1024 * 1024
+
+
+def check_zip_directory(f: BinaryIO, max_entries: int = MAX_ZIP_ENTRIES) -> None:
+    """Refuse an archive whose central directory is too large *before* zipfile parses it all.
+
+    ``zipfile.ZipFile`` builds a ZipInfo per entry (~0.5 KB each), so a zip of millions of tiny
+    entries would exhaust memory while being opened. Reads only the end-of-central-directory record.
+    """
+    import struct
+
+    f.seek(0, 2)
+    size = f.tell()
+    tail_len = min(size, 65_557)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise MediaRejected("file is not a valid zip archive (no end-of-central-directory record)")
+    _sig, _disk, _cd_disk, _n_here, n_total, cd_size, _cd_off, _clen = struct.unpack("<IHHHHIIH", tail[at : at + 22])
+    if n_total == 0xFFFF or cd_size == 0xFFFFFFFF:
+        raise MediaRejected("zip64 archives are not accepted (too many entries or too large)")
+    if n_total > max_entries or cd_size > MAX_CENTRAL_DIRECTORY:
+        raise MediaRejected(f"zip holds {n_total} entries; at most {max_entries} are accepted")
+    f.seek(0)
+
+
 def media_type_for(filename: str) -> str | None:
     ext = PurePosixPath(filename.lower()).suffix
     if ext in AUDIO_EXT:
@@ -53,6 +81,8 @@ def zip_members(zf: zipfile.ZipFile, *, max_files: int, max_total: int, max_rati
     out: list[ZipMember] = []
     seen: set[str] = set()
     total = 0
+    if len(zf.infolist()) > MAX_ZIP_ENTRIES:
+        raise MediaRejected(f"zip holds more than {MAX_ZIP_ENTRIES} entries")
     for info in zf.infolist():
         if info.is_dir():
             continue

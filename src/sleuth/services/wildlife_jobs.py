@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -171,7 +172,7 @@ def accept_upload(platform: Platform, job_id: str, content_type: str, stream: An
         )
     if declared is not None and declared > limit:
         raise SleuthError(413, "payload_too_large", f"Image exceeds the {limit} byte limit")
-    key = f"media/{job.team_id}/{job.id}/{item.id}/{item.filename}"
+    key = f"media/{job.team_id}/{job.id}/{item.id}/{uuid.uuid4().hex[:8]}-{item.filename}"  # per attempt
     buf = bytearray()
     for chunk in stream:
         buf.extend(chunk)
@@ -205,13 +206,12 @@ def submit(platform: Platform, team_id: str, job_id: str) -> Job:
         return job  # already submitted: idempotent
     if not item.media_key:
         raise SleuthError(409, "not_uploaded", "Upload the image to upload.url before submitting")
-    job = jobs.start_job(platform.db, job_id, f"async job {job_id}")
-    with platform.db.session() as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(expires_at=utcnow() + timedelta(days=platform.settings.result_ttl_days))
-        )
+    job = jobs.start_job(
+        platform.db,
+        job_id,
+        f"async job {job_id}",
+        expires_at=utcnow() + timedelta(days=platform.settings.result_ttl_days),
+    )
     from sleuth.platform.dispatch import dispatch
 
     dispatch(platform, [item.id])

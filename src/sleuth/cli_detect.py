@@ -69,10 +69,20 @@ def parse_timezone(text: str | None) -> tzinfo | None:
         raise ValueError(f"unknown timezone {text!r} (use +02:00 or an IANA name like Europe/Paris)") from None
 
 
-def export_options(fmt: str, *, threshold: float | None, gap_seconds: float, deployments: Path | None,
-                   deployment_id: str | None, latitude: float | None, longitude: float | None,
-                   tz: str | None, placeholder_coordinates: bool, media_root: str,
-                   category_names: str) -> dict[str, Any]:
+def export_options(
+    fmt: str,
+    *,
+    threshold: float | None,
+    gap_seconds: float,
+    deployments: Path | None,
+    deployment_id: str | None,
+    latitude: float | None,
+    longitude: float | None,
+    tz: str | None,
+    placeholder_coordinates: bool,
+    media_root: str,
+    category_names: str,
+) -> dict[str, Any]:
     if fmt == "md":
         return {}
     opts: dict[str, Any] = {"threshold": threshold, "gap_seconds": gap_seconds}
@@ -175,27 +185,47 @@ def detect(
         if files_from is not None:
             inputs += fl.read_file_list(files_from)
         files = fl.discover(inputs)
-        config = fl.DetectConfig(profile=profile, threshold=threshold, classify=classify, country=country,
-                                 admin1=admin1, video_fps=video_fps, max_video_secs=max_video_secs,
-                                 chunk_size=chunk_size, checkpoint_every=checkpoint_every, server=server)
+        config = fl.DetectConfig(
+            profile=profile,
+            threshold=threshold,
+            classify=classify,
+            country=country,
+            admin1=admin1,
+            video_fps=video_fps,
+            max_video_secs=max_video_secs,
+            chunk_size=chunk_size,
+            checkpoint_every=checkpoint_every,
+            server=server,
+        )
         out_paths = output_paths(output, fmts)
         single_file = list(out_paths.values()) == [output]
         ckpt_path = checkpoint or (
             output.with_name(output.name + ".checkpoint.jsonl") if single_file else output / CHECKPOINT_NAME
         )
         if "camtrap-dp" in fmts:  # fail on bad options before the run, not after it
-            export_options("camtrap-dp", threshold=None, gap_seconds=gap_seconds, deployments=deployments,
-                           deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
-                           placeholder_coordinates=placeholder_coordinates, media_root=media_root,
-                           category_names=category_names)
+            export_options(
+                "camtrap-dp",
+                threshold=None,
+                gap_seconds=gap_seconds,
+                deployments=deployments,
+                deployment_id=deployment_id,
+                latitude=latitude,
+                longitude=longitude,
+                tz=tz,
+                placeholder_coordinates=placeholder_coordinates,
+                media_root=media_root,
+                category_names=category_names,
+            )
         ckpt = fl.Checkpoint(ckpt_path, config)
         done: dict[str, Any] = {}
         if ckpt_path.exists():
             if resume:
                 done = ckpt.load()
             elif not restart:
-                raise ValueError(f"a checkpoint of an earlier run exists ({ckpt_path}): pass --resume to continue "
-                                 "it or --restart to start over")
+                raise ValueError(
+                    f"a checkpoint of an earlier run exists ({ckpt_path}): pass --resume to continue "
+                    "it or --restart to start over"
+                )
         known = {f.name for f in files}
         done = {k: v for k, v in done.items() if k in known}
         engine: Any
@@ -212,14 +242,22 @@ def detect(
     if max_images is not None:
         todo = min(todo, max_images)
     where = f"on {server}" if server else "locally"
-    typer.echo(f"{len(files)} files ({len(done)} already done); processing {todo} {where} with profile "
-               f"{profile!r}", err=True)
+    typer.echo(
+        f"{len(files)} files ({len(done)} already done); processing {todo} {where} with profile {profile!r}", err=True
+    )
     ckpt.start(done.values())
 
     from tqdm import tqdm
 
-    bar = tqdm(total=todo, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True,
-               smoothing=0.1, mininterval=0.5)
+    bar = tqdm(
+        total=todo,
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+        mininterval=0.5,
+    )
     if isinstance(engine, fl.LocalEngine) and todo:
         bar.set_description("loading models")
         try:
@@ -242,8 +280,9 @@ def detect(
 
     stop = threading.Event()
     try:
-        records, stats = fl.run_folder(files, config, engine, done=done, on_record=on_record,
-                                       max_files=max_images, stop=stop)
+        records, stats = fl.run_folder(
+            files, config, engine, done=done, on_record=on_record, max_files=max_images, stop=stop
+        )
     except Exception as e:  # server refused, model crashed: keep what is done
         ckpt.close()
         bar.close()
@@ -261,21 +300,38 @@ def detect(
         err=True,
     )
     if stats.interrupted:
-        typer.secho(f"interrupted: {len(records)} of {len(files)} files done; checkpoint {ckpt_path}; "
-                    "rerun with --resume to continue", err=True, fg=typer.colors.YELLOW)
+        typer.secho(
+            f"interrupted: {len(records)} of {len(files)} files done; checkpoint {ckpt_path}; "
+            "rerun with --resume to continue",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
         raise typer.Exit(130)
     info = fl.run_info(config, datetime.now())
 
     def opts_for(fmt: str) -> dict[str, Any]:
-        return export_options(fmt, threshold=None, gap_seconds=gap_seconds, deployments=deployments,
-                              deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
-                              placeholder_coordinates=placeholder_coordinates, media_root=media_root,
-                              category_names=category_names)
+        return export_options(
+            fmt,
+            threshold=None,
+            gap_seconds=gap_seconds,
+            deployments=deployments,
+            deployment_id=deployment_id,
+            latitude=latitude,
+            longitude=longitude,
+            tz=tz,
+            placeholder_coordinates=placeholder_coordinates,
+            media_root=media_root,
+            category_names=category_names,
+        )
 
     errors = write_exports(records, info, out_paths, opts_for)
     if not complete:
-        typer.secho(f"stopped after --max-images: {len(records)} of {len(files)} files done (outputs are "
-                    f"partial); rerun with --resume to continue", err=True, fg=typer.colors.YELLOW)
+        typer.secho(
+            f"stopped after --max-images: {len(records)} of {len(files)} files done (outputs are "
+            f"partial); rerun with --resume to continue",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     elif not errors:
         ckpt.close(remove=True)
     if errors:
@@ -307,19 +363,37 @@ def export_cmd(
         records, info = read_md(results)
         out_paths = output_paths(output, fmts)
         if "camtrap-dp" in fmts:
-            export_options("camtrap-dp", threshold=threshold, gap_seconds=gap_seconds, deployments=deployments,
-                           deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
-                           placeholder_coordinates=placeholder_coordinates, media_root=media_root,
-                           category_names=category_names)
+            export_options(
+                "camtrap-dp",
+                threshold=threshold,
+                gap_seconds=gap_seconds,
+                deployments=deployments,
+                deployment_id=deployment_id,
+                latitude=latitude,
+                longitude=longitude,
+                tz=tz,
+                placeholder_coordinates=placeholder_coordinates,
+                media_root=media_root,
+                category_names=category_names,
+            )
     except ValueError as e:
         _fail(str(e))
         return
 
     def opts_for(fmt: str) -> dict[str, Any]:
-        return export_options(fmt, threshold=threshold, gap_seconds=gap_seconds, deployments=deployments,
-                              deployment_id=deployment_id, latitude=latitude, longitude=longitude, tz=tz,
-                              placeholder_coordinates=placeholder_coordinates, media_root=media_root,
-                              category_names=category_names)
+        return export_options(
+            fmt,
+            threshold=threshold,
+            gap_seconds=gap_seconds,
+            deployments=deployments,
+            deployment_id=deployment_id,
+            latitude=latitude,
+            longitude=longitude,
+            tz=tz,
+            placeholder_coordinates=placeholder_coordinates,
+            media_root=media_root,
+            category_names=category_names,
+        )
 
     typer.echo(f"{len(records)} files in {results}", err=True)
     if write_exports(records, info, out_paths, opts_for):
@@ -330,4 +404,3 @@ def register(app: typer.Typer) -> None:
     """Add ``detect`` and ``export`` to the ``sleuth`` command line."""
     app.command("detect")(detect)
     app.command("export")(export_cmd)
-

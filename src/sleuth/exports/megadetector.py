@@ -226,8 +226,7 @@ def write_md(records: Sequence[ImageRecord], info: RunInfo | None, path: str | P
     """Write an MD 1.6 results file (UTF-8 JSON, indent 1 like MegaDetector)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_md_dict(records, info), indent=1, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(json.dumps(to_md_dict(records, info), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -245,8 +244,15 @@ def _parse_info_time(value: Any) -> datetime | None:
         return None
 
 
-_INFO_KEYS = {"format_version", "detector", "detection_completion_time", "classifier",
-              "classification_completion_time", "detector_metadata", "classifier_metadata"}
+_INFO_KEYS = {
+    "format_version",
+    "detector",
+    "detection_completion_time",
+    "classifier",
+    "classification_completion_time",
+    "detector_metadata",
+    "classifier_metadata",
+}
 
 
 def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
@@ -321,15 +327,17 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
                     cls.append((label_of[lid], float(c[1])))
                 cls.sort(key=lambda c: -c[1])
                 fn = det.get("frame_number")
-                dets.append(DetectionRecord(
-                    category=cat_map[cid],
-                    conf=float(det["conf"]),
-                    bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
-                    label=cls[0][0] if cls else None,
-                    label_score=cls[0][1] if cls else None,
-                    classifications=cls,
-                    frame_number=int(fn) if fn is not None else None,
-                ))
+                dets.append(
+                    DetectionRecord(
+                        category=cat_map[cid],
+                        conf=float(det["conf"]),
+                        bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+                        label=cls[0][0] if cls else None,
+                        label_score=cls[0][1] if cls else None,
+                        classifications=cls,
+                        frame_number=int(fn) if fn is not None else None,
+                    )
+                )
         exif = dict(im.get("exif_metadata") or {})
         offset = exif.pop("OffsetTimeOriginal", None)
         dt = parse_datetime(im.get("datetime"), offset)
@@ -337,19 +345,20 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
             exif["OffsetTimeOriginal"] = offset  # not ours: keep it
         video = "frame_rate" in im or "frames_processed" in im or is_video_file(file)
         frame_rate = im.get("frame_rate")
-        records.append(ImageRecord(
-            file=file,
-            detections=dets,
-            width=im.get("width"),
-            height=im.get("height"),
-            datetime=dt,
-            exif=exif,
-            failure=str(failure) if failure is not None else None,
-            is_video=video,
-            frame_rate=(float(frame_rate) if isinstance(frame_rate, (int, float)) and frame_rate >= 0
-                        else None),
-            frames_processed=list(im["frames_processed"]) if "frames_processed" in im else None,
-        ))
+        records.append(
+            ImageRecord(
+                file=file,
+                detections=dets,
+                width=im.get("width"),
+                height=im.get("height"),
+                datetime=dt,
+                exif=exif,
+                failure=str(failure) if failure is not None else None,
+                is_video=video,
+                frame_rate=(float(frame_rate) if isinstance(frame_rate, (int, float)) and frame_rate >= 0 else None),
+                frames_processed=list(im["frames_processed"]) if "frames_processed" in im else None,
+            )
+        )
     return records, info
 
 

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 DETECTION_CATEGORIES: dict[int, str] = {1: "animal", 2: "person", 3: "vehicle"}
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".wmv", ".m4v", ".mpg", ".mpeg", ".webm", ".asf"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".wmv", ".m4v", ".mpg", ".mpeg", ".webm", ".asf"})
 
 #: Detection threshold used by the exporters when neither the caller nor the run gives one.
 DEFAULT_EXPORT_THRESHOLD = 0.2
@@ -51,8 +50,7 @@ class DetectionRecord:
             self.bbox = tuple(float(v) for v in self.bbox)  # type: ignore[assignment]
             self.conf = float(self.conf)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"conf and bbox must be numbers, got conf={self.conf!r} bbox={self.bbox!r}") from None
+            raise ValueError(f"conf and bbox must be numbers, got conf={self.conf!r} bbox={self.bbox!r}") from None
 
     @property
     def category_name(self) -> str:

@@ -46,8 +46,7 @@ def _event_id(camera: str, files: Sequence[str]) -> str:
 def _make(camera: str, members: Sequence[ImageRecord]) -> Event:
     files = tuple(r.file for r in members)
     times = [r.datetime for r in members if r.datetime is not None]
-    return Event(_event_id(camera, files), camera, files, times[0] if times else None,
-                 times[-1] if times else None)
+    return Event(_event_id(camera, files), camera, files, times[0] if times else None, times[-1] if times else None)
 
 
 def group_events(records: Iterable[ImageRecord], gap_seconds: float = DEFAULT_GAP_SECONDS) -> list[Event]:
@@ -63,8 +62,11 @@ def group_events(records: Iterable[ImageRecord], gap_seconds: float = DEFAULT_GA
         recs = by_camera[camera]
         timed = [r for r in recs if r.datetime is not None and r.failure is None]
         untimed = [r for r in recs if r.datetime is None or r.failure is not None]
-        aware = [r.datetime.tzinfo is not None and r.datetime.utcoffset() is not None
-                 for r in timed if r.datetime is not None]
+        aware = [
+            r.datetime.tzinfo is not None and r.datetime.utcoffset() is not None
+            for r in timed
+            if r.datetime is not None
+        ]
         mixed = any(aware) and not all(aware)
 
         def key(r: ImageRecord, _mixed: bool = mixed) -> datetime:

@@ -49,8 +49,12 @@ class Taxon:
             return None
         if self.genus and self.species:
             return "species"
-        for rank, name in (("genus", self.genus), ("family", self.family), ("order", self.order),
-                           ("class", self.class_)):
+        for rank, name in (
+            ("genus", self.genus),
+            ("family", self.family),
+            ("order", self.order),
+            ("class", self.class_),
+        ):
             if name:
                 return rank
         return None

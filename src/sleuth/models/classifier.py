@@ -94,9 +94,7 @@ def as_rgb_uint8(image: Any) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def crop_box_px(
-    width: int, height: int, bbox_norm: Sequence[float], margin: float = 0.0
-) -> tuple[int, int, int, int]:
+def crop_box_px(width: int, height: int, bbox_norm: Sequence[float], margin: float = 0.0) -> tuple[int, int, int, int]:
     """Pixel box ``(left, top, right, bottom)`` of a normalised ``[x, y, w, h]`` box.
 
     ``margin`` enlarges the box by that fraction of its width/height on every side.
@@ -188,9 +186,7 @@ class _Head:
     def run(self, batch: np.ndarray) -> np.ndarray:
         q = self.session.run(None, {self.input_name: batch})[0]
         if q.ndim != 2 or q.shape[1] != self.taxonomy.n:
-            raise ModelError(
-                f"{self.taxonomy.model}: output shape {q.shape}, expected (n, {self.taxonomy.n})"
-            )
+            raise ModelError(f"{self.taxonomy.model}: output shape {q.shape}, expected (n, {self.taxonomy.n})")
         return (q.astype(np.float32) - self.out_zero_point) * self.out_scale
 
 
@@ -210,9 +206,7 @@ def _open_head(onnx_path: Path, labels_path: Path, providers: Sequence[str] | No
     try:
         scale, zp = float(meta["output_scale"]), int(meta["output_zero_point"])
     except (KeyError, ValueError) as exc:
-        raise ModelError(
-            f"{onnx_path}: not made by sleuth.convert.tflite (no output quantisation metadata)"
-        ) from exc
+        raise ModelError(f"{onnx_path}: not made by sleuth.convert.tflite (no output quantisation metadata)") from exc
     inp = sess.get_inputs()[0]
     if list(inp.shape[1:]) != [224, 224, 3]:
         raise ModelError(f"{onnx_path}: expected input [batch, 224, 224, 3], got {inp.shape}")
@@ -252,9 +246,7 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
         self._main = _open_head(Path(artefacts["onnx"]), Path(artefacts["labels"]), providers)
         self._birds = None
         if "birds_onnx" in artefacts and "birds_labels" in artefacts:
-            self._birds = _open_head(
-                Path(artefacts["birds_onnx"]), Path(artefacts["birds_labels"]), providers
-            )
+            self._birds = _open_head(Path(artefacts["birds_onnx"]), Path(artefacts["birds_labels"]), providers)
             if self._birds.taxonomy.model != "coral-inat-birds":
                 raise ModelError("birds_labels is not the iNat birds labels file")
         self.model_id = self._main.taxonomy.model + ("+coral-inat-birds" if self._birds else "")
@@ -265,14 +257,8 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
             if head is None:
                 continue
             kinds = set(head.taxonomy.kinds)
-            out.update(
-                lab for lab, k in zip(head.taxonomy.labels, head.taxonomy.kinds, strict=True) if k == "animal"
-            )
-            out.update(
-                lab
-                for k, lab in (("human", HUMAN), ("vehicle", VEHICLE), ("background", BLANK))
-                if k in kinds
-            )
+            out.update(lab for lab, k in zip(head.taxonomy.labels, head.taxonomy.kinds, strict=True) if k == "animal")
+            out.update(lab for k, lab in (("human", HUMAN), ("vehicle", VEHICLE), ("background", BLANK)) if k in kinds)
         self.labels = sorted(out)
 
     def preprocess(self, item: np.ndarray) -> np.ndarray:

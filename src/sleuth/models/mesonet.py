@@ -86,9 +86,7 @@ class MesoNet(Model[Any, np.ndarray, np.ndarray, dict[str, Any]]):
         if not inputs:
             return []
         x = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
-        cols = [
-            sess.run(["logit"], {"input": x})[0][:, 0].astype(np.float64) for sess in self.members.values()
-        ]
+        cols = [sess.run(["logit"], {"input": x})[0][:, 0].astype(np.float64) for sess in self.members.values()]
         logits = np.stack(cols, axis=1)
         return list(logits)
 

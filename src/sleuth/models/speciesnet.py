@@ -75,9 +75,7 @@ def validate_geofence(doc: Any, origin: str = "geofence") -> dict[str, dict[str,
         raise ModelError(f"{origin}: expected a JSON object keyed by taxon strings")
     for taxon, rules in doc.items():
         if not isinstance(taxon, str) or len(taxon.split(";")) != 5:
-            raise ModelError(
-                f"{origin}: key {taxon!r} is not a 5-field 'class;order;family;genus;species' string"
-            )
+            raise ModelError(f"{origin}: key {taxon!r} is not a 5-field 'class;order;family;genus;species' string")
         if not isinstance(rules, dict) or not set(rules) <= {"allow", "block"}:
             raise ModelError(f"{origin}: {taxon!r} must map to an object with only 'allow'/'block' keys")
         for kind, countries in rules.items():
@@ -119,9 +117,7 @@ class SpeciesNetFolder(Model[np.ndarray, np.ndarray, np.ndarray, Prediction]):
         self._logits = True
 
     @classmethod
-    def open(
-        cls, folder: str | Path, providers: Sequence[str] | None = None, top_k: int = 5
-    ) -> SpeciesNetFolder:
+    def open(cls, folder: str | Path, providers: Sequence[str] | None = None, top_k: int = 5) -> SpeciesNetFolder:
         pack = cls(top_k=top_k)
         pack.load({"folder": Path(folder)}, providers)
         return pack
@@ -151,11 +147,7 @@ class SpeciesNetFolder(Model[np.ndarray, np.ndarray, np.ndarray, Prediction]):
 
         clf_path, _ = named("classifier")
         if clf_path.suffix.lower() in _UNSUPPORTED or clf_path.is_dir():
-            what = (
-                "a TensorFlow SavedModel folder"
-                if clf_path.is_dir()
-                else _UNSUPPORTED[clf_path.suffix.lower()]
-            )
+            what = "a TensorFlow SavedModel folder" if clf_path.is_dir() else _UNSUPPORTED[clf_path.suffix.lower()]
             raise ModelError(
                 f"{clf_path.name} is {what}; sleuth runs ONNX classifiers only - export the classifier "
                 "to ONNX (e.g. tf2onnx or torch.onnx) and point info.json 'classifier' at the .onnx file"
@@ -215,8 +207,7 @@ class SpeciesNetFolder(Model[np.ndarray, np.ndarray, np.ndarray, Prediction]):
         n_out = outputs[0].shape[-1] if outputs[0].shape else None
         if isinstance(n_out, int) and n_out != len(labels):
             raise ModelError(
-                f"{folder}: the classifier has {n_out} outputs "
-                f"but {labels_path.name} has {len(labels)} labels"
+                f"{folder}: the classifier has {n_out} outputs but {labels_path.name} has {len(labels)} labels"
             )
 
         self.folder = folder
@@ -265,9 +256,7 @@ class SpeciesNetFolder(Model[np.ndarray, np.ndarray, np.ndarray, Prediction]):
         prepared = [self.preprocess(c) for c in crops]
         out: list[Prediction] = []
         for start in range(0, len(prepared), self.max_batch_size):
-            out.extend(
-                self._top(r, top_k) for r in self.predict_batch(prepared[start : start + self.max_batch_size])
-            )
+            out.extend(self._top(r, top_k) for r in self.predict_batch(prepared[start : start + self.max_batch_size]))
         return out
 
     def _top(self, probs: np.ndarray, top_k: int) -> Prediction:

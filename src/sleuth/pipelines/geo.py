@@ -103,9 +103,7 @@ def resolve_country(value: str) -> str:
     key = normalise_name(text)
     if key in names:
         return names[key]
-    raise ValueError(
-        f"unknown country {value!r}: expected an ISO 3166-1 alpha-2 or alpha-3 code or a country name"
-    )
+    raise ValueError(f"unknown country {value!r}: expected an ISO 3166-1 alpha-2 or alpha-3 code or a country name")
 
 
 def country_info(cca3: str) -> Country:

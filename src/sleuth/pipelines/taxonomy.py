@@ -46,8 +46,7 @@ ANIMAL = "1f689929-883d-4dae-958c-3d57ab5b6c16;;;;;;animal"
 HUMAN = "990ae9dd-7a59-4344-afcb-1b7b21368000;mammalia;primates;hominidae;homo;sapiens;human"
 VEHICLE = "e2895ed5-780b-48f6-8a11-9e27cb594511;;;;;;vehicle"
 UNKNOWN = (
-    "f2efdae9-efb8-48fb-8a91-eccf79ab4ffb;no cv result;no cv result;no cv result;no cv result;"
-    "no cv result;no cv result"
+    "f2efdae9-efb8-48fb-8a91-eccf79ab4ffb;no cv result;no cv result;no cv result;no cv result;no cv result;no cv result"
 )
 
 # Namespace for synthesised taxon ids: uuid5(NAMESPACE_URL, "https://sleuth.invalid/taxon").

@@ -309,9 +309,7 @@ def analyze_video(
         wi = int((node["timestamp"] - start + _EPS) // frame_length)
         while len(windows) <= wi:
             w0 = start + len(windows) * frame_length
-            windows.append(
-                {"start": round(w0, 6), "end": round(w0 + frame_length, 6), "nodes": [], "scores": []}
-            )
+            windows.append({"start": round(w0, 6), "end": round(w0 + frame_length, 6), "nodes": [], "scores": []})
         windows[wi]["nodes"].append(node)
         if fs is not None:
             windows[wi]["scores"].append(fs)

@@ -60,9 +60,7 @@ def heatmap_png(image: bytes | np.ndarray, faces: Sequence[Face], model: Any) ->
         red = Image.new("RGBA", (side_px, side_px), (255, 0, 0, 0))
         red.putalpha(alpha)
         _paste_clipped(out, red, round(cx - side / 2), round(cy - side / 2))
-        ImageDraw.Draw(out).rectangle(
-            [x1, y1, x2, y2], outline=(255, 255, 0, 255), width=max(2, side_px // 100)
-        )
+        ImageDraw.Draw(out).rectangle([x1, y1, x2, y2], outline=(255, 255, 0, 255), width=max(2, side_px // 100))
     img = out.convert("RGB")
     if max(img.size) > MAX_SIDE:
         img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)

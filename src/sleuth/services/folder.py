@@ -109,7 +109,8 @@ def discover(paths: Sequence[str | Path], *, recursive: bool = True) -> list[Inp
             found.setdefault(p, None)
     if not found:
         raise ValueError(
-            "no images or videos found in " + ", ".join(str(p) for p in paths)
+            "no images or videos found in "
+            + ", ".join(str(p) for p in paths)
             + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})"
         )
     base = Path(os.path.commonpath([str(r) for r in roots]))
@@ -170,14 +171,19 @@ class DetectConfig:
     def image_options(self) -> Any:
         from sleuth.pipelines.wildlife import ImageOptions
 
-        return ImageOptions(threshold=self.threshold, classify=self.classify, country=self.country,
-                            admin1=self.admin1)
+        return ImageOptions(threshold=self.threshold, classify=self.classify, country=self.country, admin1=self.admin1)
 
     def result_key(self) -> dict[str, Any]:
         """The options that change results (a checkpoint made with other values cannot be resumed)."""
-        return {"profile": self.profile, "threshold": self.threshold, "classify": self.classify,
-                "country": self.country, "admin1": self.admin1, "video_fps": self.video_fps,
-                "max_video_secs": self.max_video_secs}
+        return {
+            "profile": self.profile,
+            "threshold": self.threshold,
+            "classify": self.classify,
+            "country": self.country,
+            "admin1": self.admin1,
+            "video_fps": self.video_fps,
+            "max_video_secs": self.max_video_secs,
+        }
 
 
 def run_info(config: DetectConfig, completion_time: datetime | None = None) -> RunInfo:
@@ -191,10 +197,15 @@ def run_info(config: DetectConfig, completion_time: datetime | None = None) -> R
         threshold=config.threshold,
         completion_time=completion_time,
         classification_completion_time=completion_time if (config.classify and classifier) else None,
-        detector_metadata={"typical_detection_threshold": config.threshold, "sleuth_profile": p.name,
-                           "sleuth_model_id": p.model_id},
-        extra={"sleuth": {k: v for k, v in config.result_key().items() if v is not None}
-               | ({"server": config.server} if config.server else {})},
+        detector_metadata={
+            "typical_detection_threshold": config.threshold,
+            "sleuth_profile": p.name,
+            "sleuth_model_id": p.model_id,
+        },
+        extra={
+            "sleuth": {k: v for k, v in config.result_key().items() if v is not None}
+            | ({"server": config.server} if config.server else {})
+        },
     )
 
 
@@ -214,8 +225,11 @@ def record_to_json(r: ImageRecord) -> dict[str, Any]:
 def record_from_json(d: dict[str, Any]) -> ImageRecord:
     dets = [
         DetectionRecord(
-            category=int(x["category"]), conf=float(x["conf"]), bbox=tuple(x["bbox"]),
-            label=x.get("label"), label_score=x.get("label_score"),
+            category=int(x["category"]),
+            conf=float(x["conf"]),
+            bbox=tuple(x["bbox"]),
+            label=x.get("label"),
+            label_score=x.get("label_score"),
             classifications=[(str(c[0]), float(c[1])) for c in x.get("classifications") or []],
             frame_number=x.get("frame_number"),
         )
@@ -223,10 +237,17 @@ def record_from_json(d: dict[str, Any]) -> ImageRecord:
     ]
     dt = d.get("datetime")
     return ImageRecord(
-        file=d["file"], detections=dets, width=d.get("width"), height=d.get("height"),
-        datetime=datetime.fromisoformat(dt) if dt else None, exif=dict(d.get("exif") or {}),
-        failure=d.get("failure"), is_video=bool(d.get("is_video")), frame_rate=d.get("frame_rate"),
-        frames_processed=d.get("frames_processed"), camera=d.get("camera"),
+        file=d["file"],
+        detections=dets,
+        width=d.get("width"),
+        height=d.get("height"),
+        datetime=datetime.fromisoformat(dt) if dt else None,
+        exif=dict(d.get("exif") or {}),
+        failure=d.get("failure"),
+        is_video=bool(d.get("is_video")),
+        frame_rate=d.get("frame_rate"),
+        frames_processed=d.get("frames_processed"),
+        camera=d.get("camera"),
     )
 
 
@@ -387,10 +408,16 @@ class LocalEngine:
             dets = []
             for a in o.annotations:
                 lab = label_string(a.label, a.taxonomy)
-                dets.append(DetectionRecord(
-                    category=int(a.category), conf=float(a.detection_conf), bbox=_bbox(a.bbox),
-                    label=lab, label_score=float(a.score), classifications=[(lab, float(a.score))],
-                ))
+                dets.append(
+                    DetectionRecord(
+                        category=int(a.category),
+                        conf=float(a.detection_conf),
+                        bbox=_bbox(a.bbox),
+                        label=lab,
+                        label_score=float(a.score),
+                        classifications=[(lab, float(a.score))],
+                    )
+                )
             out.append(ItemResult(dets, None, o.width, o.height, dict(o.exif)))
         return out
 
@@ -418,8 +445,15 @@ class ServerEngine:
     """``POST /v1/batch-detect`` (or ``-urban``) on a running sleuth; at most ``concurrency``
     requests in flight, 10 images each; 429/503 are retried after ``Retry-After``."""
 
-    def __init__(self, config: DetectConfig, url: str, api_key: str | None, concurrency: int = 4,
-                 timeout: float = 300.0, retries: int = 5) -> None:
+    def __init__(
+        self,
+        config: DetectConfig,
+        url: str,
+        api_key: str | None,
+        concurrency: int = 4,
+        timeout: float = 300.0,
+        retries: int = 5,
+    ) -> None:
         import httpx
 
         if config.profile not in ("default", "urban"):
@@ -430,15 +464,17 @@ class ServerEngine:
             raise ValueError("concurrency must be >= 1")
         path = "/v1/batch-detect-urban" if config.profile == "urban" else "/v1/batch-detect"
         self.endpoint = url.rstrip("/") + path
-        self.fields = {"threshold": str(config.threshold), "classify": "true" if config.classify else "false",
-                       "metadata": "true"}
+        self.fields = {
+            "threshold": str(config.threshold),
+            "classify": "true" if config.classify else "false",
+            "metadata": "true",
+        }
         if config.country:
             self.fields["country"] = config.country
         if config.admin1:
             raise ValueError("--admin1 is not available with --server (send latitude/longitude to the API instead)")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(headers=headers, timeout=timeout,
-                                   limits=httpx.Limits(max_connections=concurrency))
+        self.client = httpx.Client(headers=headers, timeout=timeout, limits=httpx.Limits(max_connections=concurrency))
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sleuth-upload")
         self.retries = retries
         self.in_flight = max(2, concurrency * SERVER_MAX_IMAGES // max(1, config.chunk_size))
@@ -488,8 +524,9 @@ class ServerEngine:
                 out.append(ItemResult(error=msg[len(name) + 2 :] if name and msg.startswith(name + ": ") else msg))
                 continue
             md = item.get("metadata") or {}
-            exif: dict[str, Any] = {k: md[k] for k in ("datetime_original", "make", "model", "orientation")
-                                    if md.get(k) is not None}
+            exif: dict[str, Any] = {
+                k: md[k] for k in ("datetime_original", "make", "model", "orientation") if md.get(k) is not None
+            }
             gps = md.get("gps")
             if isinstance(gps, dict):
                 exif["gps_lat"], exif["gps_lon"] = gps.get("latitude"), gps.get("longitude")
@@ -498,9 +535,16 @@ class ServerEngine:
                 lab = label_string(str(a["label"]), a.get("taxonomy"))
                 score = float(a["score"])
                 # the API reports the final (ensemble) score, not the detector confidence
-                dets.append(DetectionRecord(category=_category_of_label(str(a["label"])), conf=score,
-                                            bbox=_bbox(a["bbox"]), label=lab, label_score=score,
-                                            classifications=[(lab, score)]))
+                dets.append(
+                    DetectionRecord(
+                        category=_category_of_label(str(a["label"])),
+                        conf=score,
+                        bbox=_bbox(a["bbox"]),
+                        label=lab,
+                        label_score=score,
+                        classifications=[(lab, score)],
+                    )
+                )
             out.append(ItemResult(dets, None, md.get("image_width"), md.get("image_height"), exif))
         return out
 
@@ -569,8 +613,9 @@ def _video_items(idx: int, f: InputFile, cfg: DetectConfig, meta: _VideoMeta) ->
         yield prev
 
 
-def _produce(files: Sequence[tuple[int, InputFile]], cfg: DetectConfig, out: queue.Queue[_Chunk | None],
-             stop: threading.Event) -> None:
+def _produce(
+    files: Sequence[tuple[int, InputFile]], cfg: DetectConfig, out: queue.Queue[_Chunk | None], stop: threading.Event
+) -> None:
     items: list[WorkItem] = []
     failures: list[tuple[int, str]] = []
     videos: dict[int, _VideoMeta] = {}
@@ -649,12 +694,23 @@ def _image_record(f: InputFile, r: ItemResult) -> ImageRecord:
     ex = r.exif
     if ex.get("datetime_original"):
         exif["DateTimeOriginal"] = ex["datetime_original"]
-    for src, dst in (("make", "Make"), ("model", "Model"), ("orientation", "Orientation"),
-                     ("gps_lat", "GPSLatitude"), ("gps_lon", "GPSLongitude")):
+    for src, dst in (
+        ("make", "Make"),
+        ("model", "Model"),
+        ("orientation", "Orientation"),
+        ("gps_lat", "GPSLatitude"),
+        ("gps_lon", "GPSLongitude"),
+    ):
         if ex.get(src) is not None:
             exif[dst] = ex[src]
-    return ImageRecord(file=f.name, detections=r.detections, width=r.width, height=r.height,
-                       datetime=parse_datetime(ex.get("datetime_original")), exif=exif)
+    return ImageRecord(
+        file=f.name,
+        detections=r.detections,
+        width=r.width,
+        height=r.height,
+        datetime=parse_datetime(ex.get("datetime_original")),
+        exif=exif,
+    )
 
 
 def run_folder(

@@ -391,3 +391,40 @@ def test_detect_by_json_url_and_ssrf(dclient, auth):
     assert dclient.post("/detect", headers=auth, json={}).status_code == 400
     r = dclient.post("/detect", headers=auth, json={"url": "http://127.0.0.1:1/x.wav", "intelligence": True})
     assert r.status_code == 400 and r.json()["error"]["field"] == "intelligence"
+
+
+def test_zero_retention_media_of_reaped_items_goes_at_the_next_sweep(settings):
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+
+    from sleuth.api.app import create_app
+    from sleuth.db.models import JobItem, utcnow
+    from sleuth.platform import jobs
+    from sleuth.platform.auth import create_key, create_team
+    from sleuth.platform.expiry import sweep
+
+    app = create_app(settings.model_copy(update={"workers": 0, "job_max_attempts": 1}))
+    p = app.state.platform
+    auth = {"Authorization": f"Bearer {create_key(p.db, create_team(p.db, 'zr').id).key}"}
+    with TestClient(app) as c:
+        r = c.post(
+            "/detect",
+            headers=auth,
+            data={"zero_retention_mode": "true"},
+            files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")},
+        )
+        uuid = r.json()["item"]["uuid"]
+    assert jobs.claim_item(p.db, uuid, "dead-worker")
+    with p.db.session() as s:  # the worker died holding it; its lease ran out
+        s.execute(update(JobItem).values(lease_until=utcnow() - timedelta(seconds=1)))
+    jobs.reap(p.db)
+    with p.db.read_session() as s:
+        item = s.get(JobItem, uuid)
+        assert item.status == "failed" and item.media_key is not None
+    sweep(p.db, p.storage)
+    with p.db.read_session() as s:
+        item = s.get(JobItem, uuid)
+        assert item.media_key is None and item.file_deleted_at is not None
+    assert list(p.storage.iterate("media/")) == []

@@ -262,6 +262,22 @@ def sweep_jobs(db: Any, storage: Any, now: Any) -> int:
             if job.reservation_id:
                 credits.refund_in(s, job.reservation_id, None, f"{job.kind} {job.id} expired")
             s.delete(job)
+    # zero retention for items that ended without the after-item hook (reaped after their last
+    # attempt, or failed at intake): their media goes at the next sweep
+    with db.session() as s:
+        leftovers = list(
+            s.execute(
+                select(JobItem.id, JobItem.media_key, Job.options)
+                .join(Job, Job.id == JobItem.job_id)
+                .where(Job.kind == KIND, JobItem.status.in_(["completed", "failed"]), JobItem.media_key.is_not(None))
+            )
+        )
+        for item_id, key, options in leftovers:
+            if (options or {}).get("zero_retention_mode"):
+                keys.append(key)
+                item = s.get(JobItem, item_id)
+                if item is not None:
+                    item.media_key, item.file_deleted_at = None, now
     for key in keys:  # storage I/O outside the transaction
         storage.delete(key)
     return len(expired)

@@ -133,3 +133,14 @@ def test_body_limit_declared_and_streamed(settings):
         assert r.status_code == 413
     # the streamed request was cut off near the limit, never read whole
     assert consumed == [500]
+
+
+def test_ssrf_pinning_connects_to_the_checked_address():
+    from sleuth.platform.ssrf import pin
+
+    url, headers, ext = pin("https://user@example.org:8443/a/b?x=1#frag", ["93.184.215.14"])
+    assert url == "https://93.184.215.14:8443/a/b?x=1"
+    assert headers == {"Host": "example.org:8443"} and ext == {"sni_hostname": "example.org"}
+    url, headers, ext = pin("http://example.org", ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
+    assert url == "http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/" and ext == {}
+    assert pin("http://allowed.local/x", []) == ("http://allowed.local/x", {}, {})

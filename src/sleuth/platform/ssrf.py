@@ -1,10 +1,12 @@
 """Outbound HTTP that cannot be turned against the server's own network (SSRF-safe).
 
 Every hop (the URL and each redirect) is resolved first and refused when any address is
-private, loopback, link-local, multicast, reserved, unspecified or a cloud metadata
-address. Redirects are followed by hand (at most ``max_redirects``) and re-checked. For
-plain http the connection goes to the checked address itself (no second DNS lookup);
-for https the peer address of the connection is checked again after connecting.
+not a global unicast address (private, loopback, link-local, CGNAT, site-local, multicast,
+reserved, IPv4 embedded in 6to4/NAT64/Teredo) or a cloud metadata name. Redirects are
+followed by hand (at most ``max_redirects``) and re-checked. The connection then goes to
+the checked address itself (``pin``: no second DNS lookup, so DNS rebinding cannot swap
+it; https keeps SNI and certificate checks on the name), and the peer address is checked
+once more after connecting.
 Hosts listed in ``allow_hosts`` skip the address check (tests, on-prem receivers).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -95,6 +97,25 @@ def _peer_ok(resp: httpx.Response, host: str, allow_hosts: set[str]) -> None:
         raise BlockedURL(f"Connection to {host} reached an internal address; refused")
 
 
+def pin(url: str, addrs: list[str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Rewrite ``url`` to connect to the checked address itself (no second DNS lookup).
+
+    Returns (url with the IP literal, headers with the original ``Host``, request extensions with
+    the TLS ``sni_hostname`` so certificates are still verified against the name). Hosts without
+    checked addresses (the allow-list) are left alone.
+    """
+    if not addrs:
+        return url, {}, {}
+    parts = urlsplit(url)
+    ip = addrs[0].split("%")[0]
+    netloc = f"[{ip}]" if ":" in ip else ip
+    if parts.port:
+        netloc += f":{parts.port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    ext = {"sni_hostname": parts.hostname or ""} if parts.scheme == "https" else {}
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), {"Host": host_header}, ext
+
+
 def fetch(
     url: str,
     *,
@@ -109,10 +130,13 @@ def fetch(
     current = url
     with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
         for _hop in range(max_redirects + 1):
-            check_url(current, allow, field)
+            addrs = check_url(current, allow, field)
             host = urlsplit(current).hostname or ""
+            target, pin_headers, ext = pin(current, addrs)
             try:
-                with client.stream("GET", current, headers={"User-Agent": "sleuth/0.1"}) as resp:
+                with client.stream(
+                    "GET", target, headers={"User-Agent": "sleuth/0.1", **pin_headers}, extensions=ext
+                ) as resp:
                     _peer_ok(resp, host, allow)
                     if resp.status_code in (301, 302, 303, 307, 308):
                         loc = resp.headers.get("location")
@@ -155,11 +179,13 @@ def post_json(
 ) -> int:
     """POST a callback (no redirects followed). Returns the status code; raises on network errors."""
     allow = {h.lower() for h in (allow_hosts or set())}
-    check_url(url, allow, "callback_url")
+    addrs = check_url(url, allow, "callback_url")
     host = urlsplit(url).hostname or ""
+    target, pin_headers, ext = pin(url, addrs)
+    all_headers = {"Content-Type": "application/json", **headers, **pin_headers}
     with (
         httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client,
-        client.stream("POST", url, content=body, headers={"Content-Type": "application/json", **headers}) as resp,
+        client.stream("POST", target, content=body, headers=all_headers, extensions=ext) as resp,
     ):
         _peer_ok(resp, host, allow)
         return resp.status_code

@@ -164,17 +164,43 @@ interactive_gate = InteractiveGate()
 
 _pack_lock = threading.Lock()
 _packs: dict[str, Any] = {}
+MAX_TOP_K = 11  # top_candidate (<= 10) + the chosen label
 
 
-def classifier_pack(name: str) -> Any:
+class BatchedPack:
+    """A classifier pack behind its own micro-batcher, with the pack's interface.
+
+    Crops from sync requests and from job items share one batcher per process (interactive lane
+    first, bounded queue), like the detectors; ``lane`` picks the lane for this caller.
+    """
+
+    def __init__(self, pack: Any, batcher: Any, lane: str = "interactive") -> None:
+        self._pack, self._batcher, self.lane = pack, batcher, lane
+
+    def __getattr__(self, name: str) -> Any:  # labels, taxonomy_release, geofence, has_range_data, ...
+        return getattr(self._pack, name)
+
+    def with_lane(self, lane: str) -> BatchedPack:
+        return BatchedPack(self._pack, self._batcher, lane)
+
+    def classify(self, crops: Sequence[Any], top_k: int = 5) -> list[Any]:
+        if top_k > MAX_TOP_K:
+            raise ValueError(f"top_k must be at most {MAX_TOP_K}")
+        preds = self._batcher.run(list(crops), self.lane)
+        return [p[:top_k] for p in preds]
+
+
+def classifier_pack(name: str) -> BatchedPack:
     with _pack_lock:
         pack = _packs.get(name)
         if pack is None:
             if name != "coral":
                 raise ValueError(f"unknown classifier pack {name!r}")
+            from sleuth.engine.batcher import MicroBatcher
             from sleuth.models.classifier import load_coral_pack
 
-            pack = load_coral_pack()
+            model = load_coral_pack(top_k=MAX_TOP_K)
+            pack = BatchedPack(model, MicroBatcher(model, name="coral", max_batch_size=model.max_batch_size))
             _packs[name] = pack
         return pack
 
@@ -273,7 +299,11 @@ def _run_images(
                     for k, d in enumerate(dets)
                 ]
         else:
-            classifier = classifier_pack(profile.classifier) if (options.classify and profile.classifier) else None
+            classifier = (
+                classifier_pack(profile.classifier).with_lane(lane)
+                if (options.classify and profile.classifier)
+                else None
+            )
             annotations = run_pipeline(images, lambda _imgs: results, None, classifier, options)
             for (i, _img), anns in zip(good, annotations, strict=True):
                 outcomes[i].annotations = anns

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -17,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from sleuth.api.deps import Inference, PlatformDep, Reference
+from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.platform import jobs
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
@@ -295,12 +294,7 @@ async def create_detect(
     staged = _Staged()
     try:
         if ctype.startswith("application/json"):
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except json.JSONDecodeError as e:
-                raise bad_request(f"Invalid JSON body: {e.msg}") from e
-            if not isinstance(body, dict):
-                raise bad_request("JSON body must be an object")
+            body = await json_object(request, empty={})
             opts, callback = await run_in_threadpool(parse_options, body, batch=False, platform=platform)
             url = body.get("url")
             if not url or not isinstance(url, str):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +13,17 @@ from sleuth.platform.auth import Principal, authenticate
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
 from sleuth.platform.usage import record_request
+
+
+async def json_object(request: Request, empty: object = None) -> dict[str, Any]:
+    """The request body parsed as a JSON object (400 with the parser's message otherwise)."""
+    try:
+        body = json.loads(await request.body() or json.dumps(empty))
+    except json.JSONDecodeError as e:
+        raise SleuthError(400, "invalid_request", f"Invalid JSON body: {e.msg}") from None
+    if not isinstance(body, dict):
+        raise SleuthError(400, "invalid_request", "JSON body must be an object")
+    return body
 
 
 def get_platform(request: Request) -> Platform:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from sleuth.api.deps import Inference, PlatformDep, Reference
+from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.wildlife import load_result, parse_options
 from sleuth.db.models import Job, JobItem, utcnow
 from sleuth.platform.context import Platform
@@ -65,12 +64,7 @@ async def create_job(
     platform: PlatformDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except json.JSONDecodeError as e:
-        raise bad_request(f"Invalid JSON body: {e.msg}") from None
-    if not isinstance(body, dict):
-        raise bad_request("JSON body must be an object")
+    body = await json_object(request)
     operation = body.get("operation", "detect")
     if operation not in wj.OPERATIONS:
         raise bad_request(f"operation must be one of {', '.join(wj.OPERATIONS)}", "operation")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from sleuth.api.deps import Inference, PlatformDep, Reference
+from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.db.models import StoredResult, utcnow
 from sleuth.engine.batcher import QueueFullError
 from sleuth.pipelines import geo
@@ -150,12 +149,7 @@ async def parse_request(request: Request, *, single: bool, platform: Platform) -
     ctype = request.headers.get("content-type", "")
     images: list[svc.ImageInput] = []
     if ctype.startswith("application/json"):
-        try:
-            body = json.loads(await request.body() or b"null")
-        except json.JSONDecodeError as e:
-            raise bad_request(f"Invalid JSON body: {e.msg}") from None
-        if not isinstance(body, dict):
-            raise bad_request("JSON body must be an object")
+        body = await json_object(request)
         raw = body.get(field_name)
         if single:
             raw = [raw] if raw is not None else []
@@ -330,11 +324,8 @@ _endpoint(
 async def detect_url(request: Request, principal: Inference, platform: PlatformDep) -> Any:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise SleuthError(415, "unsupported_media_type", "Send application/json with a url")
-    try:
-        body = json.loads(await request.body() or b"null")
-    except json.JSONDecodeError as e:
-        raise bad_request(f"Invalid JSON body: {e.msg}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not body["url"]:
+    body = await json_object(request)
+    if not isinstance(body.get("url"), str) or not body["url"]:
         raise bad_request("url is required", "url")
     url = body["url"]
     options, metadata, country_input = parse_options(body)

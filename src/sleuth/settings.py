@@ -96,7 +96,12 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, description="Callback deliveries before giving up.")
     webhook_backoff_s: float = Field(default=5.0, description="First retry delay; doubles each attempt.")
 
-    # --- models ---------------------------------------------------------------------
+    # --- models ---
+    classifier_pack: str = Field(
+        default="coral",
+        description="Species classifier: 'coral' (the stand-in pack) or the path of a SpeciesNet model folder "
+        "(info.json, ONNX classifier, labels, taxonomy, geofence).",
+    )
     model_cache: Path | None = Field(default=None, description="Model cache dir; default data_dir/models.")
     model_mirror: Path | None = Field(default=None, description="Local mirror folder of model artefacts.")
     providers: str = Field(default="", description="ONNX Runtime providers, comma separated; empty = auto.")

@@ -32,12 +32,22 @@ def _free_port() -> int:
 
 
 def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
-    env = {**os.environ, "SLEUTH_DATA_DIR": str(tmp_path / "data"), "SLEUTH_MODEL_MIRROR": str(DATA / "models"),
-           "SLEUTH_MODEL_CACHE": str(model_cache), "SLEUTH_WORKERS": "0"}
+    env = {
+        **os.environ,
+        "SLEUTH_DATA_DIR": str(tmp_path / "data"),
+        "SLEUTH_MODEL_MIRROR": str(DATA / "models"),
+        "SLEUTH_MODEL_CACHE": str(model_cache),
+        "SLEUTH_WORKERS": "0",
+    }
     env.pop("SLEUTH_DATABASE_URL", None)
     sleuth = [sys.executable, "-m", "sleuth.cli"]
-    key = subprocess.run([*sleuth, "keys", "create", "--team", "js", "--create-team"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    key = subprocess.run(
+        [*sleuth, "keys", "create", "--team", "js", "--create-team"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     port = _free_port()
     server = subprocess.Popen([*sleuth, "serve", "--port", str(port), "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -49,11 +59,20 @@ def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        js_env = {**env, "SLEUTH_URL": url, "ANIMAL_DETECT_API_KEY": key,
-                  "FIRST_FILE": str(CT / "speciesnet" / "american_black_bear.jpg"),
-                  "SECOND_FILE": str(CT / "speciesnet" / "blank.jpg")}
-        out = subprocess.run(["node", str(Path(__file__).with_name("seed_batch_detect.mjs"))], env=js_env,
-                             capture_output=True, text=True, timeout=300)
+        js_env = {
+            **env,
+            "SLEUTH_URL": url,
+            "ANIMAL_DETECT_API_KEY": key,
+            "FIRST_FILE": str(CT / "speciesnet" / "american_black_bear.jpg"),
+            "SECOND_FILE": str(CT / "speciesnet" / "blank.jpg"),
+        }
+        out = subprocess.run(
+            ["node", str(Path(__file__).with_name("seed_batch_detect.mjs"))],
+            env=js_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout.strip().splitlines()[-1])
     finally:

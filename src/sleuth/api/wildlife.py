@@ -282,8 +282,7 @@ def _iso(dt: Any) -> str:
 
 
 def _profile(name: str, detector_only: bool) -> svc.Profile:
-    p = svc.PROFILES[name]
-    return p.detector_only() if detector_only else p
+    return svc.resolve_profile(name, detector_only)
 
 
 def _endpoint(path: str, *, single: bool, profile: str, detector_only: bool = False, summary: str = "") -> None:
@@ -344,7 +343,7 @@ async def detect_url(request: Request, principal: Inference, platform: PlatformD
         platform,
         principal.team_id,
         parsed,
-        svc.PROFILES["default"],
+        svc.resolve_profile("default"),
         detector_only=False,
         endpoint="/v1/detect-url",
         single=True,
@@ -432,9 +431,13 @@ async def country_species(
 
 @router.get("/v1/models", summary="Detection profiles and the models they run")
 async def list_models(principal: Reference) -> Any:
+    return await run_in_threadpool(_models)
+
+
+def _models() -> dict[str, Any]:
     out = []
     for p in svc.PROFILES.values():
-        for prof, endpoints in ((p, "detect"), (p.detector_only(), "filter")):
+        for prof, endpoints in ((svc.resolve_profile(p.name), "detect"), (p.detector_only(), "filter")):
             out.append(
                 {
                     "model_id": prof.model_id,

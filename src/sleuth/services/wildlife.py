@@ -191,18 +191,52 @@ class BatchedPack:
 
 
 def classifier_pack(name: str) -> BatchedPack:
-    with _pack_lock:
-        pack = _packs.get(name)
-        if pack is None:
-            if name != "coral":
-                raise ValueError(f"unknown classifier pack {name!r}")
-            from sleuth.engine.batcher import MicroBatcher
-            from sleuth.models.classifier import load_coral_pack
+    """The process-wide classifier pack. ``coral`` means the configured pack (``SLEUTH_CLASSIFIER_PACK``):
+    the Coral stand-in by default, or a SpeciesNet model folder (with its range data for geofencing)."""
+    if name != "coral":
+        raise ValueError(f"unknown classifier pack {name!r}")
+    from sleuth.settings import get_settings
 
-            model = load_coral_pack(top_k=MAX_TOP_K)
-            pack = BatchedPack(model, MicroBatcher(model, name="coral", max_batch_size=model.max_batch_size))
-            _packs[name] = pack
+    source = get_settings().classifier_pack.strip() or "coral"
+    with _pack_lock:
+        pack = _packs.get(source)
+        if pack is None:
+            from sleuth.engine.batcher import MicroBatcher
+
+            model: Any
+            if source == "coral":
+                from sleuth.models.classifier import load_coral_pack
+
+                model = load_coral_pack(top_k=MAX_TOP_K)
+            else:
+                from sleuth.models.speciesnet import SpeciesNetFolder
+
+                model = SpeciesNetFolder.open(source, top_k=MAX_TOP_K)
+            pack = BatchedPack(model, MicroBatcher(model, name="classifier", max_batch_size=model.max_batch_size))
+            _packs[source] = pack
         return pack
+
+
+def resolve_profile(name: str, detector_only: bool = False) -> Profile:
+    """A profile with the ids of the classifier pack actually configured."""
+    p = PROFILES[name]
+    if detector_only:
+        return p.detector_only()
+    from sleuth.settings import get_settings
+
+    if (get_settings().classifier_pack.strip() or "coral") == "coral" or not p.classifier:
+        return p
+    pack = classifier_pack(p.classifier)
+    tag = f"speciesnet-{pack.model_id}" if pack.model_id else "speciesnet"
+    return Profile(
+        p.name,
+        p.detector,
+        p.relabeler,
+        p.classifier,
+        p.model_id.rsplit("-", 1)[0] + "-speciesnet",
+        p.model_version.split("+")[0] + "+" + tag,
+        p.description.split(" + Coral")[0] + " + SpeciesNet pack",
+    )
 
 
 _decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-decode")

@@ -223,7 +223,7 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
         raise jobs.ItemFailure("the uploaded image is no longer available")
     o = job.options
     profile_name, detector_only = OPERATIONS[o["operation"]]
-    profile = svc.PROFILES[profile_name].detector_only() if detector_only else svc.PROFILES[profile_name]
+    profile = svc.resolve_profile(profile_name, detector_only)
     opts = ImageOptions(
         threshold=o["threshold"],
         classify=o["classify"],

@@ -21,26 +21,18 @@ from sleuth.pipelines.wildlife import (
     species_for_country,
 )
 
-MULE_DEER = (
-    "aaaa0001-0000-4000-8000-000000000001;mammalia;cetartiodactyla;cervidae;odocoileus;hemionus;mule deer"
-)
+MULE_DEER = "aaaa0001-0000-4000-8000-000000000001;mammalia;cetartiodactyla;cervidae;odocoileus;hemionus;mule deer"
 WT_DEER = (
-    "aaaa0002-0000-4000-8000-000000000002;mammalia;cetartiodactyla;cervidae;odocoileus;virginianus;"
-    "white-tailed deer"
+    "aaaa0002-0000-4000-8000-000000000002;mammalia;cetartiodactyla;cervidae;odocoileus;virginianus;white-tailed deer"
 )
 ELK = "aaaa0003-0000-4000-8000-000000000003;mammalia;cetartiodactyla;cervidae;cervus;canadensis;elk"
 DEER_FAMILY = "aaaa0004-0000-4000-8000-000000000004;mammalia;cetartiodactyla;cervidae;;;deer family"
 RED_FOX = "aaaa0005-0000-4000-8000-000000000005;mammalia;carnivora;canidae;vulpes;vulpes;red fox"
 GREY_FOX = "aaaa0006-0000-4000-8000-000000000006;mammalia;carnivora;canidae;urocyon;cinereoargenteus;gray fox"
 COYOTE = "aaaa0007-0000-4000-8000-000000000007;mammalia;carnivora;canidae;canis;latrans;coyote"
-BLACK_BEAR = (
-    "aaaa0008-0000-4000-8000-000000000008;mammalia;carnivora;ursidae;ursus;americanus;american black bear"
-)
+BLACK_BEAR = "aaaa0008-0000-4000-8000-000000000008;mammalia;carnivora;ursidae;ursus;americanus;american black bear"
 BROWN_BEAR = "aaaa0009-0000-4000-8000-000000000009;mammalia;carnivora;ursidae;ursus;arctos;brown bear"
-ELEPHANT = (
-    "aaaa0010-0000-4000-8000-000000000010;mammalia;proboscidea;elephantidae;loxodonta;africana;"
-    "african elephant"
-)
+ELEPHANT = "aaaa0010-0000-4000-8000-000000000010;mammalia;proboscidea;elephantidae;loxodonta;africana;african elephant"
 TURKEY = "aaaa0011-0000-4000-8000-000000000011;aves;galliformes;phasianidae;meleagris;gallopavo;wild turkey"
 MAMMAL = "f2d233e3-80e3-433d-9687-e29ecc7a467a;mammalia;;;;;mammal"
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -202,20 +203,21 @@ def detect(
         ckpt_path = checkpoint or (
             output.with_name(output.name + ".checkpoint.jsonl") if single_file else output / CHECKPOINT_NAME
         )
+        opts_for = functools.partial(
+            export_options,
+            threshold=None,
+            gap_seconds=gap_seconds,
+            deployments=deployments,
+            deployment_id=deployment_id,
+            latitude=latitude,
+            longitude=longitude,
+            tz=tz,
+            placeholder_coordinates=placeholder_coordinates,
+            media_root=media_root,
+            category_names=category_names,
+        )
         if "camtrap-dp" in fmts:  # fail on bad options before the run, not after it
-            export_options(
-                "camtrap-dp",
-                threshold=None,
-                gap_seconds=gap_seconds,
-                deployments=deployments,
-                deployment_id=deployment_id,
-                latitude=latitude,
-                longitude=longitude,
-                tz=tz,
-                placeholder_coordinates=placeholder_coordinates,
-                media_root=media_root,
-                category_names=category_names,
-            )
+            opts_for("camtrap-dp")
         ckpt = fl.Checkpoint(ckpt_path, config)
         done: dict[str, Any] = {}
         if ckpt_path.exists():
@@ -309,21 +311,6 @@ def detect(
         raise typer.Exit(130)
     info = fl.run_info(config, datetime.now())
 
-    def opts_for(fmt: str) -> dict[str, Any]:
-        return export_options(
-            fmt,
-            threshold=None,
-            gap_seconds=gap_seconds,
-            deployments=deployments,
-            deployment_id=deployment_id,
-            latitude=latitude,
-            longitude=longitude,
-            tz=tz,
-            placeholder_coordinates=placeholder_coordinates,
-            media_root=media_root,
-            category_names=category_names,
-        )
-
     errors = write_exports(records, info, out_paths, opts_for)
     if not complete:
         typer.secho(
@@ -362,27 +349,8 @@ def export_cmd(
         fmts = parse_formats(formats or ["csv"])
         records, info = read_md(results)
         out_paths = output_paths(output, fmts)
-        if "camtrap-dp" in fmts:
-            export_options(
-                "camtrap-dp",
-                threshold=threshold,
-                gap_seconds=gap_seconds,
-                deployments=deployments,
-                deployment_id=deployment_id,
-                latitude=latitude,
-                longitude=longitude,
-                tz=tz,
-                placeholder_coordinates=placeholder_coordinates,
-                media_root=media_root,
-                category_names=category_names,
-            )
-    except ValueError as e:
-        _fail(str(e))
-        return
-
-    def opts_for(fmt: str) -> dict[str, Any]:
-        return export_options(
-            fmt,
+        opts_for = functools.partial(
+            export_options,
             threshold=threshold,
             gap_seconds=gap_seconds,
             deployments=deployments,
@@ -394,6 +362,11 @@ def export_cmd(
             media_root=media_root,
             category_names=category_names,
         )
+        if "camtrap-dp" in fmts:
+            opts_for("camtrap-dp")
+    except ValueError as e:
+        _fail(str(e))
+        return
 
     typer.echo(f"{len(records)} files in {results}", err=True)
     if write_exports(records, info, out_paths, opts_for):

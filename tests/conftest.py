@@ -8,11 +8,15 @@ PostgreSQL instead: one fresh database per test session, tables truncated betwee
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py, shared by the test areas
+from support import fresh_pg_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -25,26 +29,8 @@ PG_URL = os.environ.get("SLEUTH_TEST_DATABASE_URL", "")
 
 
 def _pg_database() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(PG_URL)
-    name = f"sleuth_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        from sleuth.db import engine as dbengine
-
-        for url, eng in list(dbengine._engines.items()):
-            if name in url:
-                eng.dispose()
-                dbengine._engines.pop(url, None)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,52 +3,29 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sleuth.exports import read_md
+from support import cli_key, live_server
 
 from .conftest import VIDEO, run_cli
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(detect_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    env = {**os.environ, **detect_env, "SLEUTH_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
-           "SLEUTH_WORKERS": "0"}
+    env = {
+        **os.environ,
+        **detect_env,
+        "SLEUTH_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
+        "SLEUTH_WORKERS": "0",
+    }
     env.pop("SLEUTH_DATABASE_URL", None)
-    sleuth = [sys.executable, "-m", "sleuth.cli"]
-    key = subprocess.run([*sleuth, "keys", "create", "--team", "folder", "--create-team"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
-    port = _free_port()
-    proc = subprocess.Popen([*sleuth, "serve", "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("sleuth serve did not come up")
+    key = cli_key(env, "folder")
+    with live_server(env) as url:
         yield url, key
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_server_mode_matches_local_run(
@@ -56,8 +33,24 @@ def test_server_mode_matches_local_run(
 ) -> None:
     url, key = server
     out = tmp_path / "remote.json"
-    r = run_cli(["detect", str(ct_folder), "-o", str(out), "--server", url, "--api-key", key, "--concurrency", "2",
-                 "--no-progress", "--chunk-size", "4"], detect_env)
+    r = run_cli(
+        [
+            "detect",
+            str(ct_folder),
+            "-o",
+            str(out),
+            "--server",
+            url,
+            "--api-key",
+            key,
+            "--concurrency",
+            "2",
+            "--no-progress",
+            "--chunk-size",
+            "4",
+        ],
+        detect_env,
+    )
     assert r.exit_code == 0, r.output
     remote, info = read_md(out)
     local, _ = read_md(clean_run / "results.json")
@@ -66,8 +59,12 @@ def test_server_mode_matches_local_run(
     n_boxes = 0
     for a, b in zip(remote, local, strict=True):
         assert (a.failure is None) == (b.failure is None), a.file
-        assert (a.width, a.height, a.datetime, a.frames_processed) == (b.width, b.height, b.datetime,
-                                                                        b.frames_processed), a.file
+        assert (a.width, a.height, a.datetime, a.frames_processed) == (
+            b.width,
+            b.height,
+            b.datetime,
+            b.frames_processed,
+        ), a.file
         assert len(a.detections) == len(b.detections), a.file
         for da, db in zip(a.detections, b.detections, strict=True):
             n_boxes += 1
@@ -85,6 +82,18 @@ def test_server_mode_bad_key_is_a_clear_error(
     detect_env: dict[str, str], server: tuple[str, str], ct_folder: Path, tmp_path: Path
 ) -> None:
     url, _ = server
-    r = run_cli(["detect", str(ct_folder / "site_b" / "cam1"), "-o", str(tmp_path / "o"), "--server", url,
-                 "--api-key", "sk_wrong", "--no-progress"], detect_env)
+    r = run_cli(
+        [
+            "detect",
+            str(ct_folder / "site_b" / "cam1"),
+            "-o",
+            str(tmp_path / "o"),
+            "--server",
+            url,
+            "--api-key",
+            "sk_wrong",
+            "--no-progress",
+        ],
+        detect_env,
+    )
     assert r.exit_code == 1 and "401" in r.output

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,10 +24,7 @@ PG_ADMIN_URL = os.environ.get("SLEUTH_TEST_DATABASE_URL") or "postgresql+psycopg
 CLI = [sys.executable, "-c", "from sleuth.cli import main; main()"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from support import free_port  # noqa: E402  (tests/support.py; conftest puts tests/ on sys.path)
 
 
 def services_unavailable() -> str | None:
@@ -64,26 +60,10 @@ def services_unavailable() -> str | None:
 
 @contextmanager
 def fresh_pg_database() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from support import fresh_pg_database as fresh
 
-    base = make_url(PG_ADMIN_URL)
-    name = f"sleuth_scaleout_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        from sleuth.db import engine as dbengine
-
-        for url, eng in list(dbengine._engines.items()):
-            if name in url:
-                eng.dispose()
-                dbengine._engines.pop(url, None)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh(PG_ADMIN_URL, "sleuth_scaleout") as url:
+        yield url
 
 
 @contextmanager

@@ -6,14 +6,12 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from support import cli_key, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -25,12 +23,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
     env = {
         **os.environ,
@@ -40,25 +32,8 @@ def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
         "SLEUTH_WORKERS": "0",
     }
     env.pop("SLEUTH_DATABASE_URL", None)
-    sleuth = [sys.executable, "-m", "sleuth.cli"]
-    key = subprocess.run(
-        [*sleuth, "keys", "create", "--team", "js", "--create-team"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen([*sleuth, "serve", "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    key = cli_key(env, "js")
+    with live_server(env) as url:
         js_env = {
             **env,
             "SLEUTH_URL": url,
@@ -73,11 +48,8 @@ def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
             text=True,
             timeout=300,
         )
-        assert out.returncode == 0, out.stderr
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        server.terminate()
-        server.wait(30)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 200, result
     data = result["data"]
     assert data["info"]["country_processed"] == "USA" and data["info"]["threshold_applied"] == 0.2

@@ -38,8 +38,7 @@ def build_records() -> tuple[list[ImageRecord], RunInfo]:
     for item in manifest["images"]:
         path = item["path"]
         if item["kind"] == "invalid":
-            records.append(ImageRecord(file=path, failure="Failure image access",
-                                       is_video=path.endswith(".mp4")))
+            records.append(ImageRecord(file=path, failure="Failure image access", is_video=path.endswith(".mp4")))
             continue
         expected = item.get("expected_speciesnet") or {}
         top_box = expected.get("classifier_input_bbox")
@@ -55,22 +54,34 @@ def build_records() -> tuple[list[ImageRecord], RunInfo]:
             dets.append(det)
         dt = exif_datetime(CT / path)
         exif = {"DateTimeOriginal": dt.strftime("%Y:%m:%d %H:%M:%S")} if dt else {}
-        records.append(ImageRecord(file=path, detections=dets, width=item["width"], height=item["height"],
-                                   datetime=dt, exif=exif))
+        records.append(
+            ImageRecord(file=path, detections=dets, width=item["width"], height=item["height"], datetime=dt, exif=exif)
+        )
     # one video: two frames with the same animal, one with a person
-    records.append(ImageRecord(
-        file=VIDEO_FILE, is_video=True, frame_rate=25.0, frames_processed=[0, 25, 50], width=1920,
-        height=1080, datetime=datetime(2021, 6, 1, 21, 15, 2),
-        detections=[
-            DetectionRecord(1, 0.91, (0.1, 0.2, 0.3, 0.25), frame_number=0),
-            DetectionRecord(1, 0.88, (0.12, 0.21, 0.3, 0.25), frame_number=25),
-            DetectionRecord(2, 0.45, (0.7, 0.1, 0.1, 0.5), frame_number=50),
-        ]))
-    info = RunInfo(detector="md_v5a.0.0.pt", classifier="speciesnet-v4.0.0a", threshold=0.2,
-                   completion_time=datetime(2024, 5, 1, 12, 30, 0),
-                   classification_completion_time=datetime(2024, 5, 1, 12, 31, 0),
-                   detector_metadata={"megadetector_version": "v5a.0.0",
-                                      "conservative_detection_threshold": 0.05})
+    records.append(
+        ImageRecord(
+            file=VIDEO_FILE,
+            is_video=True,
+            frame_rate=25.0,
+            frames_processed=[0, 25, 50],
+            width=1920,
+            height=1080,
+            datetime=datetime(2021, 6, 1, 21, 15, 2),
+            detections=[
+                DetectionRecord(1, 0.91, (0.1, 0.2, 0.3, 0.25), frame_number=0),
+                DetectionRecord(1, 0.88, (0.12, 0.21, 0.3, 0.25), frame_number=25),
+                DetectionRecord(2, 0.45, (0.7, 0.1, 0.1, 0.5), frame_number=50),
+            ],
+        )
+    )
+    info = RunInfo(
+        detector="md_v5a.0.0.pt",
+        classifier="speciesnet-v4.0.0a",
+        threshold=0.2,
+        completion_time=datetime(2024, 5, 1, 12, 30, 0),
+        classification_completion_time=datetime(2024, 5, 1, 12, 31, 0),
+        detector_metadata={"megadetector_version": "v5a.0.0", "conservative_detection_threshold": 0.05},
+    )
     return records, info
 
 

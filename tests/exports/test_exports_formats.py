@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,29 +25,21 @@ from sleuth.exports import (
     to_md_dict,
     write_camtrap_dp,
 )
-from sleuth.exports.camtrap_dp import SCHEMA_DIR, build_camtrap_dp
+from sleuth.exports.camtrap_dp import build_camtrap_dp
 from sleuth.exports.megadetector import parse_datetime
 from sleuth.exports.taxonomy import parse_label
+from validators import md_validate, validate_camtrap_dp
 
 from .conftest import VIDEO_FILE
 
 # ----------------------------------------------------------------------------- MD format
 
 
-def _md_validate(d: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from megadetector.postprocessing.validate_batch_results import validate_batch_results
-    except Exception as exc:  # pragma: no cover - depends on the environment
-        pytest.skip(f"megadetector validator not importable: {exc!r} "
-                    "(pip install --no-deps megadetector==10.0.28 jsonpickle)")
-    return validate_batch_results(d)["validation_results"]
-
-
 def test_md_passes_megadetector_validator(run_records, tmp_path):
     records, info = run_records
     path = export(records, info, "md", tmp_path / "results.json")
     d = json.loads(path.read_text())
-    res = _md_validate(d)
+    res = md_validate(d)
     assert res["errors"] == [] and res["warnings"] == []
     n_boxes = sum(len(r.detections) for r in records)
     assert sum(res["detection_category_id_to_count"].values()) == n_boxes
@@ -74,7 +64,7 @@ def test_md_validator_catches_a_broken_file(run_records):
     records, info = run_records
     d = to_md_dict(records, info)
     d["images"][0]["detections"][0]["category"] = "7"
-    assert _md_validate(d)["errors"]
+    assert md_validate(d)["errors"]
 
 
 def test_md_round_trip(run_records, tmp_path):
@@ -88,8 +78,7 @@ def test_md_round_trip(run_records, tmp_path):
     assert info2.threshold == info.threshold and info2.completion_time == info.completion_time
     assert len(back) == len(records)
     for a, b in zip(records, back, strict=True):
-        assert (a.file, a.width, a.height, a.datetime, a.failure) == (b.file, b.width, b.height, b.datetime,
-                                                                       b.failure)
+        assert (a.file, a.width, a.height, a.datetime, a.failure) == (b.file, b.width, b.height, b.datetime, b.failure)
         assert len(a.detections) == len(b.detections)
         for da, db in zip(a.detections, b.detections, strict=True):
             assert da.category == db.category and abs(da.conf - db.conf) <= 5e-4 + 1e-12
@@ -100,8 +89,11 @@ def test_md_round_trip(run_records, tmp_path):
 
 def test_md_aware_datetime_round_trip():
     tz = timezone(timedelta(hours=-7))
-    rec = ImageRecord(file="cam1\\IMG_1.JPG", datetime=datetime(2021, 5, 29, 3, 51, 33, tzinfo=tz),
-                      detections=[DetectionRecord(1, 0.9, (0.1, 0.1, 0.2, 0.2), label="deer")])
+    rec = ImageRecord(
+        file="cam1\\IMG_1.JPG",
+        datetime=datetime(2021, 5, 29, 3, 51, 33, tzinfo=tz),
+        detections=[DetectionRecord(1, 0.9, (0.1, 0.1, 0.2, 0.2), label="deer")],
+    )
     d = to_md_dict([rec])
     assert d["images"][0]["file"] == "cam1/IMG_1.JPG"
     assert d["images"][0]["exif_metadata"]["OffsetTimeOriginal"] == "-07:00"
@@ -110,15 +102,25 @@ def test_md_aware_datetime_round_trip():
     assert d["classification_categories"] == {"0": "deer"}
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ({"images": []}, "info"),
-    ({"info": {"format_version": "1.1"}, "images": [], "detection_categories": {}}, "older than 1.3"),
-    ({"info": {"format_version": "1.6"}, "images": [{"file": "a.jpg"}], "detection_categories": {}},
-     "no detections list"),
-    ({"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"},
-      "images": [{"file": "a.jpg",
-                  "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1]}]}]}, "bbox"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ({"images": []}, "info"),
+        ({"info": {"format_version": "1.1"}, "images": [], "detection_categories": {}}, "older than 1.3"),
+        (
+            {"info": {"format_version": "1.6"}, "images": [{"file": "a.jpg"}], "detection_categories": {}},
+            "no detections list",
+        ),
+        (
+            {
+                "info": {"format_version": "1.6"},
+                "detection_categories": {"1": "animal"},
+                "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1]}]}],
+            },
+            "bbox",
+        ),
+    ],
+)
 def test_md_reader_rejects_malformed(bad, msg):
     with pytest.raises(ValueError, match=msg):
         from_md_dict(bad)
@@ -146,53 +148,6 @@ animl_southwest,animl-sw,32.7,-117.1,,,
 pw_ft_squirrels,squirrels,47.6,-122.3,2020-01-01T00:00:00Z,2020-02-01T00:00:00Z,
 videos,video-sites,10.5,20.25,,,
 """
-
-
-def _geojson_profile() -> dict[str, Any]:
-    from frictionless import settings
-
-    return settings.GEOJSON_PROFILE
-
-
-def _offline_profile() -> dict[str, Any]:
-    """The Camtrap DP profile with its two remote $refs resolved offline: the generic Data Package
-    profile is checked separately by frictionless' own Package validation, GeoJSON by the copy
-    bundled with frictionless."""
-    profile = json.loads((SCHEMA_DIR / "camtrap-dp-profile.json").read_text())
-
-    def patch(o: Any) -> Any:
-        if isinstance(o, dict):
-            if o.get("$ref") == "https://specs.frictionlessdata.io/schemas/data-package.json":
-                return {}
-            if o.get("$ref") == "http://json.schemastore.org/geojson.json":
-                o = {k: v for k, v in o.items() if k != "$ref"}
-                o["allOf"] = [_geojson_profile()]
-                return o
-            return {k: patch(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [patch(v) for v in o]
-        return o
-
-    return patch(profile)
-
-
-def validate_camtrap_dp(package_dir: Path) -> list[str]:
-    """Errors of a Camtrap DP package: descriptor vs the Camtrap DP profile and the Data Package
-    profile, then every table vs its Camtrap DP table schema (types, constraints, keys)."""
-    pytest.importorskip("frictionless", reason="frictionless not installed (pip install frictionless)")
-    from frictionless import Package
-    from frictionless.metadata import Metadata
-
-    desc = json.loads((package_dir / "datapackage.json").read_text())
-    errors = [f"profile: {e.note}" for e in Metadata.metadata_validate(desc, profile=_offline_profile())]
-    local = copy.deepcopy(desc)
-    local.pop("profile")
-    errors += [f"data package: {e.note}" for e in Package.metadata_validate(local)]
-    for res in local["resources"]:
-        res["schema"] = json.loads((SCHEMA_DIR / f"{res['name']}-table-schema.json").read_text())
-    report = Package(local, basepath=str(package_dir)).validate()
-    errors += [f"table: {t}: {n}" for t, n in report.flatten(["type", "note"])]
-    return errors
 
 
 @pytest.fixture(scope="session")
@@ -238,8 +193,11 @@ def test_camtrap_dp_content(camtrap_package, run_records):
     assert ele[0]["scientificName"] == "Loxodonta africana"
     assert all(o["classifiedBy"] == "md_v5a.0.0.pt+speciesnet-v4.0.0a" for o in obs)
     assert all(o["classificationMethod"] == "machine" and o["observationLevel"] == "media" for o in obs)
-    hv = [o["observationType"] for o in obs
-          if o["mediaID"] == by_media["animl_southwest/Asian Plains_S012_2022-08-25_human_vehicle.jpg"]]
+    hv = [
+        o["observationType"]
+        for o in obs
+        if o["mediaID"] == by_media["animl_southwest/Asian Plains_S012_2022-08-25_human_vehicle.jpg"]
+    ]
     assert sorted(hv) == ["human", "vehicle"]  # the 0.158 person box is under the 0.2 threshold
     names = {t["scientificName"] for t in desc["taxonomic"]}
     assert {"Loxodonta africana", "Ursus americanus", "Canis familiaris"} <= names
@@ -271,9 +229,12 @@ def test_camtrap_dp_needs_coordinates(run_records, tmp_path):
     subset = [r for r in records if r.file.startswith("speciesnet/")]
     with pytest.raises(ValueError, match="latitude/longitude"):
         write_camtrap_dp(subset, info, tmp_path / "p")
-    path = write_camtrap_dp(subset, info, tmp_path / "p",
-                            CamtrapOptions(allow_placeholder_coordinates=True,
-                                           timezone=timezone(timedelta(hours=3))))
+    path = write_camtrap_dp(
+        subset,
+        info,
+        tmp_path / "p",
+        CamtrapOptions(allow_placeholder_coordinates=True, timezone=timezone(timedelta(hours=3))),
+    )
     assert validate_camtrap_dp(path.parent) == []
     dep = _table(path.parent, "deployments")[0]
     assert (dep["latitude"], dep["longitude"]) == ("0", "0") and "placeholder" in dep["deploymentComments"]
@@ -316,7 +277,10 @@ def test_csv_rows(run_records):
     assert {r["file"] for r in fail} == {"animl_southwest/error_img.JPG", "animl_southwest/error_vid.mp4"}
     ele = next(r for r in rows if r["file"] == "speciesnet/african_elephants.jpg" and r["label"])
     assert (ele["label"], ele["scientific_name"], ele["datetime"]) == (
-        "african elephant", "Loxodonta africana", "2010-08-04 08:43:15")
+        "african elephant",
+        "Loxodonta africana",
+        "2010-08-04 08:43:15",
+    )
     vid = [r["frame_number"] for r in rows if r["file"] == VIDEO_FILE]
     assert vid == ["0", "25", "50"]
 
@@ -352,8 +316,7 @@ def test_export_rejects_unknown_format(run_records, tmp_path):
 
 
 def test_taxonomy_parse():
-    t = parse_label("3d80f1d6-b1df-4966-9ff4-94053c7a902a;mammalia;carnivora;canidae;canis;familiaris;"
-                    "domestic dog")
+    t = parse_label("3d80f1d6-b1df-4966-9ff4-94053c7a902a;mammalia;carnivora;canidae;canis;familiaris;domestic dog")
     assert (t.scientific_name, t.rank, t.name) == ("Canis familiaris", "species", "domestic dog")
     t = parse_label("uuid;mammalia;carnivora;felidae;;;cat family")
     assert (t.scientific_name, t.rank) == ("Felidae", "family")

@@ -30,8 +30,14 @@ def test_gap_boundary_is_inclusive():
 
 
 def test_cameras_are_separate_and_untimed_are_singletons():
-    rs = [rec("cam1/a.jpg", 0), rec("cam2/b.jpg", 1), rec("cam1/c.jpg", 2), rec("cam1/x.jpg", None),
-          rec("cam1/y.jpg", None), rec("cam1/f.jpg", 3, failure="Failure image access")]
+    rs = [
+        rec("cam1/a.jpg", 0),
+        rec("cam2/b.jpg", 1),
+        rec("cam1/c.jpg", 2),
+        rec("cam1/x.jpg", None),
+        rec("cam1/y.jpg", None),
+        rec("cam1/f.jpg", 3, failure="Failure image access"),
+    ]
     out = groups(rs)
     assert ["cam1/a.jpg", "cam1/c.jpg"] in out and ["cam2/b.jpg"] in out
     assert ["cam1/x.jpg"] in out and ["cam1/y.jpg"] in out and ["cam1/f.jpg"] in out
@@ -64,14 +70,18 @@ def test_same_timestamp_ties_sorted_by_file():
 
 def test_aware_datetimes_compare_as_instants():
     utc, plus2 = UTC, timezone(timedelta(hours=2))
-    rs = [ImageRecord(file="c/a.jpg", datetime=datetime(2021, 1, 1, 10, 0, 0, tzinfo=utc)),
-          ImageRecord(file="c/b.jpg", datetime=datetime(2021, 1, 1, 12, 0, 30, tzinfo=plus2))]
+    rs = [
+        ImageRecord(file="c/a.jpg", datetime=datetime(2021, 1, 1, 10, 0, 0, tzinfo=utc)),
+        ImageRecord(file="c/b.jpg", datetime=datetime(2021, 1, 1, 12, 0, 30, tzinfo=plus2)),
+    ]
     assert groups(rs) == [["c/a.jpg", "c/b.jpg"]]
 
 
 def test_mixed_naive_and_aware_use_wall_clock():
-    rs = [ImageRecord(file="c/a.jpg", datetime=datetime(2021, 1, 1, 10, 0, 0)),
-          ImageRecord(file="c/b.jpg", datetime=datetime(2021, 1, 1, 10, 0, 30, tzinfo=UTC))]
+    rs = [
+        ImageRecord(file="c/a.jpg", datetime=datetime(2021, 1, 1, 10, 0, 0)),
+        ImageRecord(file="c/b.jpg", datetime=datetime(2021, 1, 1, 10, 0, 30, tzinfo=UTC)),
+    ]
     assert groups(rs) == [["c/a.jpg", "c/b.jpg"]]
 
 
@@ -87,6 +97,8 @@ def test_manifest_sequences(run_records):
     assert set(idx) == {r.file for r in records}
     # the three elephant variants with the same EXIF time form one event
     ele = idx["speciesnet/african_elephants.jpg"][0]
-    assert set(ele.files) == {"speciesnet/african_elephants.jpg",
-                              "speciesnet/african_elephants_truncated_file.jpg",
-                              "speciesnet/african_elephants_with_exif_orientation.jpg"}
+    assert set(ele.files) == {
+        "speciesnet/african_elephants.jpg",
+        "speciesnet/african_elephants_truncated_file.jpg",
+        "speciesnet/african_elephants_with_exif_orientation.jpg",
+    }

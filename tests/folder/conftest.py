@@ -4,7 +4,6 @@ video) and helpers to run ``sleuth detect`` on it in-process."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 CT = DATA / "camera_traps"
-SCHEMA_DIR = ROOT / "src" / "sleuth" / "exports" / "schemas" / "camtrap-dp-1.0.1"
 
 # (source under camera_traps, destination in the test folder)
 PICK = [
@@ -76,8 +74,11 @@ def detect_env(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     """Environment for in-process and subprocess runs (models from the shared mirror)."""
     if not (DATA / "models").is_dir():
         pytest.skip("../shared/data/models not present")
-    return {"SLEUTH_MODEL_MIRROR": str(DATA / "models"), "SLEUTH_MODEL_CACHE": str(model_cache),
-            "SLEUTH_DATA_DIR": str(tmp_path_factory.mktemp("sleuth-data"))}
+    return {
+        "SLEUTH_MODEL_MIRROR": str(DATA / "models"),
+        "SLEUTH_MODEL_CACHE": str(model_cache),
+        "SLEUTH_DATA_DIR": str(tmp_path_factory.mktemp("sleuth-data")),
+    }
 
 
 @contextlib.contextmanager
@@ -112,55 +113,31 @@ def md_images(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["images"]
 
 
-def md_validate(d: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from megadetector.postprocessing.validate_batch_results import validate_batch_results
-    except Exception as exc:  # pragma: no cover - depends on the environment
-        pytest.skip(f"megadetector validator not importable: {exc!r} (pip install --no-deps megadetector jsonpickle)")
-    return validate_batch_results(d)["validation_results"]
-
-
-def validate_camtrap_dp(package_dir: Path) -> list[str]:
-    """Camtrap DP checks as in tests/exports: the descriptor against the (offline) Camtrap DP profile and
-    the Data Package profile, every table against its Camtrap DP table schema."""
-    pytest.importorskip("frictionless", reason="frictionless not installed")
-    from frictionless import Package, settings
-    from frictionless.metadata import Metadata
-
-    profile = json.loads((SCHEMA_DIR / "camtrap-dp-profile.json").read_text())
-
-    def patch(o: Any) -> Any:
-        if isinstance(o, dict):
-            if o.get("$ref") == "https://specs.frictionlessdata.io/schemas/data-package.json":
-                return {}
-            if o.get("$ref") == "http://json.schemastore.org/geojson.json":
-                o = {k: v for k, v in o.items() if k != "$ref"}
-                o["allOf"] = [settings.GEOJSON_PROFILE]
-                return o
-            return {k: patch(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [patch(v) for v in o]
-        return o
-
-    desc = json.loads((package_dir / "datapackage.json").read_text())
-    errors = [f"profile: {e.note}" for e in Metadata.metadata_validate(desc, profile=patch(profile))]
-    local = copy.deepcopy(desc)
-    local.pop("profile")
-    errors += [f"data package: {e.note}" for e in Package.metadata_validate(local)]
-    for res in local["resources"]:
-        res["schema"] = json.loads((SCHEMA_DIR / f"{res['name']}-table-schema.json").read_text())
-    report = Package(local, basepath=str(package_dir)).validate()
-    errors += [f"table: {t}: {n}" for t, n in report.flatten(["type", "note"])]
-    return errors
-
-
 @pytest.fixture(scope="session")
 def clean_run(ct_folder: Path, detect_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted run with every format; returns the output folder."""
     out = tmp_path_factory.mktemp("clean") / "out"
     deps = out.parent / "deployments.csv"
     deps.write_text(DEPLOYMENTS_CSV)
-    r = run_cli(["detect", str(ct_folder), "-o", str(out), "-f", "md,csv", "-f", "coco", "-f", "camtrap-dp",
-                 "--deployments", str(deps), "--timezone", "-07:00", "--no-progress"], detect_env)
+    r = run_cli(
+        [
+            "detect",
+            str(ct_folder),
+            "-o",
+            str(out),
+            "-f",
+            "md,csv",
+            "-f",
+            "coco",
+            "-f",
+            "camtrap-dp",
+            "--deployments",
+            str(deps),
+            "--timezone",
+            "-07:00",
+            "--no-progress",
+        ],
+        detect_env,
+    )
     assert r.exit_code == 0, r.output
     return out

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from sleuth.services import folder as fl
+from validators import md_validate, validate_camtrap_dp
 
-from .conftest import DEPLOYMENTS_CSV, PICK, VIDEO, md_images, md_validate, run_cli, validate_camtrap_dp
+from .conftest import DEPLOYMENTS_CSV, PICK, VIDEO, md_images, run_cli
 
 IMAGES = [dst for _, dst in PICK]
 
@@ -29,7 +30,9 @@ def test_discover_nested_names_and_filters(ct_folder: Path, tmp_path: Path) -> N
     names = [f.name for f in files]
     assert names == sorted([*IMAGES, VIDEO])  # nested, relative, sorted; no .txt, no hidden folder
     assert [f.name for f in fl.discover([ct_folder / "site_a", ct_folder / "site_b" / "cam1"])][:2] == [
-        "site_a/2021-05-28_SYFR0041_deer.JPG", "site_a/2021-06-30_SYFR0218_cougar.JPG"]
+        "site_a/2021-05-28_SYFR0041_deer.JPG",
+        "site_a/2021-06-30_SYFR0218_cougar.JPG",
+    ]
     one = fl.discover([ct_folder / "site_b" / "cam1" / "blank.jpg"])
     assert [f.name for f in one] == ["blank.jpg"]
     with pytest.raises(ValueError, match="input not found"):
@@ -45,12 +48,22 @@ def test_checkpoint_roundtrip_torn_line_and_option_check(tmp_path: Path) -> None
 
     cfg = fl.DetectConfig(checkpoint_every=2)
     recs = [
-        ImageRecord("a/1.jpg", [DetectionRecord(1, 0.9, (0.1, 0.2, 0.3, 0.4), "x;;;;;;animal", 0.9,
-                                                [("x;;;;;;animal", 0.9)])], 10, 20, datetime(2021, 1, 2, 3, 4, 5),
-                    {"Make": "SY"}),
+        ImageRecord(
+            "a/1.jpg",
+            [DetectionRecord(1, 0.9, (0.1, 0.2, 0.3, 0.4), "x;;;;;;animal", 0.9, [("x;;;;;;animal", 0.9)])],
+            10,
+            20,
+            datetime(2021, 1, 2, 3, 4, 5),
+            {"Make": "SY"},
+        ),
         ImageRecord("a/2.jpg", failure="empty file (0 bytes)"),
-        ImageRecord("v.mp4", [DetectionRecord(2, 0.5, (0, 0, 1, 1), frame_number=10)], is_video=True,
-                    frame_rate=10.0, frames_processed=[0, 10]),
+        ImageRecord(
+            "v.mp4",
+            [DetectionRecord(2, 0.5, (0, 0, 1, 1), frame_number=10)],
+            is_video=True,
+            frame_rate=10.0,
+            frames_processed=[0, 10],
+        ),
     ]
     ck = fl.Checkpoint(tmp_path / "ck.jsonl", cfg)
     ck.start(recs[:1])
@@ -175,15 +188,29 @@ def test_export_converts_md(detect_env: dict[str, str], clean_run: Path, tmp_pat
     deps = tmp_path / "deployments.csv"
     deps.write_text(DEPLOYMENTS_CSV)
     out = tmp_path / "conv"
-    r = run_cli(["export", str(clean_run / "results.json"), "-o", str(out), "-f", "csv,coco,camtrap-dp",
-                 "--deployments", str(deps), "--timezone", "-07:00"], detect_env)
+    r = run_cli(
+        [
+            "export",
+            str(clean_run / "results.json"),
+            "-o",
+            str(out),
+            "-f",
+            "csv,coco,camtrap-dp",
+            "--deployments",
+            str(deps),
+            "--timezone",
+            "-07:00",
+        ],
+        detect_env,
+    )
     assert r.exit_code == 0, r.output
     assert (out / "results.csv").read_text() == (clean_run / "results.csv").read_text()
     assert validate_camtrap_dp(out / "camtrap-dp") == []
     assert json.loads((out / "results.coco.json").read_text())["images"]
     one = tmp_path / "only.csv"
-    r = run_cli(["export", str(clean_run / "results.json"), "-o", str(one), "-f", "csv", "--threshold", "0.9"],
-                detect_env)
+    r = run_cli(
+        ["export", str(clean_run / "results.json"), "-o", str(one), "-f", "csv", "--threshold", "0.9"], detect_env
+    )
     assert r.exit_code == 0 and one.is_file()
     assert len(one.read_text().splitlines()) <= len((out / "results.csv").read_text().splitlines())
     r = run_cli(["export", str(tmp_path / "nope.json"), "-f", "csv"], detect_env)

@@ -237,11 +237,11 @@ def _discard(platform: Platform, job_id: str, specs: list[jobs.ItemSpec]) -> Non
 
     from sleuth.db.models import StoredObject
 
-    for spec in specs:
-        if spec.media_key:
-            platform.storage.delete(spec.media_key)
-            with platform.db.session() as s:
-                s.execute(delete(StoredObject).where(StoredObject.key == spec.media_key))
+    keys = [spec.media_key for spec in specs if spec.media_key]
+    for key in keys:
+        platform.storage.delete(key)
+    with platform.db.session() as s:
+        s.execute(delete(StoredObject).where(StoredObject.key.in_(keys)))
     jobs.discard_job(platform.db, job_id)
 
 

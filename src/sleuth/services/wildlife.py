@@ -292,7 +292,6 @@ def _run_images(
     lane: str,
     detector_only: bool,
 ) -> list[ImageOutcome]:
-    t0 = time.perf_counter()
     outcomes = [ImageOutcome(index=i, filename=inp.filename, file_size=len(inp.data)) for i, inp in enumerate(inputs)]
     decode_t: list[float] = [0.0] * len(inputs)
 
@@ -344,7 +343,6 @@ def _run_images(
     shared_ms = (time.perf_counter() - t_model) * 1000 / max(1, len(good))
     for i, o in enumerate(outcomes):
         o.processing_time_ms = int(round(decode_t[i] * 1000 + (shared_ms if o.ok else 0)))
-    _ = t0
     return outcomes
 
 

@@ -8,8 +8,16 @@ architecture's published structure, with parameter names that match the upstream
   head width 96, 3 levels (strides 8/16/32, 80x80 + 40x40 + 20x20 = 8400 rows at 640 px);
 * every BatchNorm has ``eps = 1e-3`` (the upstream model builder sets it; PyTorch's default 1e-5
   moves scores by up to 0.03);
-* the graph ends with the grid decode, so the ONNX output is ``[N, 8400, 6]`` =
-  ``cx, cy, w, h`` in input pixels, then ``obj`` and ``cls`` (both sigmoid).
+* the exported graph takes any input height and width that are multiples of 32 (so
+  letterboxed 4:3 frames run at 640x480 instead of 640x640) and ends before the grid decode:
+  the ONNX output is ``[N, A, 6]`` = raw ``dx, dy, log w, log h``, then ``obj`` and ``cls``
+  (both sigmoid), rows in level order (stride 8, 16, 32; ``A = 8400`` at 640x640). The ONNX
+  metadata ``sleuth.output = raw`` says so; ``sleuth.models.mdlite`` does the grid decode.
+  ``build_model()`` alone (the PyTorch module) keeps the decode in the graph;
+* ``convert`` also writes ``model-int8.onnx``: the same graph quantized to INT8 (QDQ) from the
+  shipped calibration table ``sleuth/data/calibration/mdlite-int8.json`` (see
+  ``sleuth.convert.quantize``); the head's final 1x1 predictions, sigmoids and output
+  reshapes stay FP32 (``int8_excluded_nodes``).
 
 torch is imported lazily: this module is only used at build time (``sleuth models pull``).
 """
@@ -22,16 +30,40 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sleuth.convert.quantize import load_table, quantize_int8
+
 WEIGHTS_SHA256 = "31f8690fc62f9d0756f1e8c09b0b02e5ade106173ed0a30743d47c004f88f4e0"
 INPUT_SIZE = 640
 NUM_CLASSES = 1
 OPSET = 17
 
-__all__ = ["build_model", "load_checkpoint", "convert", "export_onnx", "WEIGHTS_SHA256"]
+#: sha256 of the shipped calibration table; editing the table means editing this line, which
+#: changes this module's fingerprint, so cached conversions are redone.
+CALIBRATION_SHA256 = "66744e20fd53d42ac3b354b847cf2dcb69bfd3aaef1b8c499f641360cc5a92f1"
+
+__all__ = [
+    "CALIBRATION_SHA256",
+    "WEIGHTS_SHA256",
+    "build_model",
+    "calibration_table_path",
+    "convert",
+    "export_onnx",
+    "int8_excluded_nodes",
+    "load_checkpoint",
+]
 
 
-def build_model(num_classes: int = NUM_CLASSES, width: float = 0.375, depth: float = 0.33) -> Any:
-    """Return an (untrained) YOLOX torch module with decode-in-graph outputs ``[N, A, 5 + C]``."""
+def build_model(
+    num_classes: int = NUM_CLASSES, width: float = 0.375, depth: float = 0.33, decode_in_graph: bool = True
+) -> Any:
+    """Return an (untrained) YOLOX torch module with outputs ``[N, A, 5 + C]``.
+
+    ``decode_in_graph``: boxes as ``cx, cy, w, h`` in input pixels (the grid decode runs in the
+    module), else the head's raw regression ``(dx, dy, log w, log h)`` per anchor, rows in
+    level order (stride 8, 16, 32), row-major within a level; ``obj`` and ``cls`` are sigmoid
+    either way. The raw form has no shape-dependent constants, so its ONNX export takes any
+    input height and width that are multiples of 32.
+    """
     import torch
     from torch import nn
 
@@ -163,8 +195,11 @@ def build_model(num_classes: int = NUM_CLASSES, width: float = 0.375, depth: flo
                 reg_feat = self.reg_convs[k](x)
                 reg = self.reg_preds[k](reg_feat)
                 obj = self.obj_preds[k](reg_feat)
-                h, w = int(x.shape[-2]), int(x.shape[-1])
                 out = torch.cat([reg, obj.sigmoid(), cls.sigmoid()], 1).flatten(2).permute(0, 2, 1)
+                if not decode_in_graph:
+                    outs.append(out)
+                    continue
+                h, w = int(x.shape[-2]), int(x.shape[-1])
                 ys, xs = torch.meshgrid(
                     torch.arange(h, dtype=out.dtype), torch.arange(w, dtype=out.dtype), indexing="ij"
                 )
@@ -186,7 +221,7 @@ def build_model(num_classes: int = NUM_CLASSES, width: float = 0.375, depth: flo
     return YOLOX()
 
 
-def load_checkpoint(path: str | Path) -> Any:
+def load_checkpoint(path: str | Path, decode_in_graph: bool = True) -> Any:
     """Build YOLOX-tiny and load zamba's checkpoint (a dict with the state dict under ``model``)."""
     import torch
 
@@ -194,13 +229,15 @@ def load_checkpoint(path: str | Path) -> Any:
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: no state dict found in the checkpoint")
-    model = build_model()
+    model = build_model(decode_in_graph=decode_in_graph)
     model.load_state_dict(state, strict=True)
     model.eval()
     return model
 
 
 def export_onnx(model: Any, out_path: Path, size: int = INPUT_SIZE) -> Path:
+    """Export a ``decode_in_graph=False`` model: dynamic batch, height and width."""
+    import onnx
     import torch
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,20 +245,53 @@ def export_onnx(model: Any, out_path: Path, size: int = INPUT_SIZE) -> Path:
     dummy = torch.zeros(1, 3, size, size, dtype=torch.float32)
     tmp = out_path.with_suffix(".onnx.tmp")
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about the constant grid sizes
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (dummy,),
             str(tmp),
             input_names=["images"],
             output_names=["output"],
-            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}},
+            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
+    m = onnx.load(str(tmp))
+    onnx.helper.set_model_props(m, {"sleuth.output": "raw", "sleuth.strides": "8,16,32"})
+    onnx.save(m, str(tmp))
     tmp.replace(out_path)
     return out_path
+
+
+def int8_excluded_nodes(model_path: str | Path) -> list[str]:
+    """Nodes kept in FP32: the head after its conv towers (1x1 predictions, sigmoids, reshapes, concat).
+
+    Quantizing the concatenated ``[dx, dy, log w, log h, obj, cls]`` rows to 8 bits over one
+    range would cost box precision for nothing: these nodes are a tiny part of the compute.
+    """
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return [
+        n.name
+        for n in model.graph.node
+        if n.name.startswith("/head/") and "_convs" not in n.name and "/head/stems" not in n.name
+    ]
+
+
+def calibration_table_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "calibration" / "mdlite-int8.json"
+
+
+def quantize_export(fp32: Path, out_path: Path, table_path: Path | None = None) -> Path:
+    """INT8 copy of the FP32 export from the shipped calibration table (digest-checked)."""
+    table_path = table_path or calibration_table_path()
+    digest = _sha256(table_path)
+    if digest != CALIBRATION_SHA256:
+        raise ValueError(f"{table_path}: sha256 {digest} is not the calibration table {CALIBRATION_SHA256}")
+    table = load_table(table_path)
+    return quantize_int8(fp32, out_path, table["ranges"], int8_excluded_nodes(fp32))
 
 
 def _sha256(path: Path) -> str:
@@ -233,10 +303,12 @@ def _sha256(path: Path) -> str:
 
 
 def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
-    """Catalog converter: ``{"weights": .pth}`` -> ``{"onnx": out_dir / "model.onnx"}``."""
+    """Catalog converter: ``{"weights": .pth}`` -> ``{"onnx": model.onnx, "onnx_int8": model-int8.onnx}``."""
     src = Path(artefacts["weights"])
     digest = _sha256(src)
     if digest != WEIGHTS_SHA256:
         raise ValueError(f"{src}: sha256 {digest} is not the MD-Lite checkpoint {WEIGHTS_SHA256}")
-    model = load_checkpoint(src)
-    return {"onnx": export_onnx(model, Path(out_dir).resolve() / "model.onnx")}
+    model = load_checkpoint(src, decode_in_graph=False)
+    out = Path(out_dir).resolve()
+    fp32 = export_onnx(model, out / "model.onnx")
+    return {"onnx": fp32, "onnx_int8": quantize_export(fp32, out / "model-int8.onnx")}

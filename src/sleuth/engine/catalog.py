@@ -1058,10 +1058,12 @@ def ensure(
     settings: Settings | None = None,
     *,
     force: bool = False,
+    convert: bool = True,
 ) -> dict[str, Path]:
     """Make a model's artefacts (and converted files) present and verified in the cache.
 
-    Returns ``artefact name -> path`` plus the converter's produced names (e.g. ``onnx``).
+    Returns ``artefact name -> path`` plus the converter's produced names (e.g. ``onnx``);
+    ``convert=False`` stops after the fetched artefacts (build scripts that feed a converter).
     Cached artefacts are re-hashed and reused when they match; otherwise fetched again.
     Converted files are checked against ``converted.json``: a changed source or converter,
     or a missing produced file, re-converts; a modified produced file raises
@@ -1085,7 +1087,7 @@ def ensure(
                 log.warning("%s: cached %s does not verify; fetching it again", entry.name, dest)
             _fetch(entry, art, dest, s)
             paths[art.name] = dest
-        if entry.convert:
+        if entry.convert and convert:
             sidecar = _read_sidecar(vdir)
             complete = sidecar is not None and all(
                 (vdir / CONVERTED_DIR / rel).is_file() for rel in sidecar.get("files", {})

@@ -113,7 +113,7 @@ def bench_baseline(paths: list[Path], threads: int) -> tuple[float, int]:
 
     weights = ensure("mdlite")["weights"]
     net = load_checkpoint(weights)
-    helper = MegadetectorLite(decode_max_side=None)  # full decode + pad (preprocess), score/NMS (decode)
+    helper = MegadetectorLite(decode_max_side=None, rect=False, fast_resize=False)  # zamba preprocess; NMS
     with torch.no_grad():
         for p in paths[:2]:  # warm-up
             net(torch.from_numpy(helper.preprocess(p.read_bytes()).tensor[None]))
@@ -156,8 +156,16 @@ def rss_child(folder: Path) -> int:
             samples.append({"images": count[0], "seconds": round(time.perf_counter() - t0, 1), **_status()})
 
     records, stats = fl.run_folder(files, cfg, engine, on_record=on_record)
-    print(json.dumps({"images": len(records), "failed": stats.failed,
-                      "img_per_s": round(len(records) / stats.seconds, 2), "samples": samples}))
+    print(
+        json.dumps(
+            {
+                "images": len(records),
+                "failed": stats.failed,
+                "img_per_s": round(len(records) / stats.seconds, 2),
+                "samples": samples,
+            }
+        )
+    )
     return 0
 
 
@@ -190,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         best_threads = max(per_threads, key=lambda th: per_threads[th][0])
         base, base_boxes = per_threads[best_threads]
         print(f"cpu cores: {os.cpu_count()}  images: {a.images} (baseline: {a.baseline_images or a.images})")
-        print("baseline torch threads: " + ", ".join(f"{th}: {v[0]:.2f} img/s" for th, v in per_threads.items())
-              + f" (the best, {best_threads}, is used)")
+        print(
+            "baseline torch threads: "
+            + ", ".join(f"{th}: {v[0]:.2f} img/s" for th, v in per_threads.items())
+            + f" (the best, {best_threads}, is used)"
+        )
         print(f"{'path':<58}{'img/s':>8}{'vs baseline':>13}")
         for name, v in (
             ("sleuth detect, default profile (detect+relabel+classify)", full),
@@ -199,21 +210,26 @@ def main(argv: list[str] | None = None) -> int:
             ("baseline: zamba MDLite path (PIL full decode+pad, torch, b1)", base),
         ):
             print(f"{name:<58}{v:8.2f}{v / base:13.2f}")
-        print(f"boxes: ours {full_boxes} (>= threshold 0.2, after ensemble) / {det_boxes} (no-classify); "
-              f"baseline {base_boxes} (>= 0.1, before threshold) on {a.baseline_images or a.images} images")
+        print(
+            f"boxes: ours {full_boxes} (>= threshold 0.2, after ensemble) / {det_boxes} (no-classify); "
+            f"baseline {base_boxes} (>= 0.1, before threshold) on {a.baseline_images or a.images} images"
+        )
     if not a.skip_rss:
         with tempfile.TemporaryDirectory(prefix="sleuth-rss-") as tmp:
             t = time.perf_counter()
             make_reencoded(Path(tmp), a.rss_images, a.rss_side)
             gen_s = round(time.perf_counter() - t, 1)
-            out = subprocess.run([sys.executable, __file__, "--rss-child", tmp], capture_output=True, text=True,
-                                 check=False)
+            out = subprocess.run(
+                [sys.executable, __file__, "--rss-child", tmp], capture_output=True, text=True, check=False
+            )
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
             return out.returncode
         res = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"\npeak RSS over {res['images']} generated images ({a.rss_side} px, {res['img_per_s']} img/s, "
-              f"{res['failed']} failed; generation {gen_s} s):")
+        print(
+            f"\npeak RSS over {res['images']} generated images ({a.rss_side} px, {res['img_per_s']} img/s, "
+            f"{res['failed']} failed; generation {gen_s} s):"
+        )
         print(f"{'after images':>13}{'seconds':>9}{'VmHWM MiB':>11}{'VmRSS MiB':>11}")
         for s in res["samples"]:
             print(f"{s['images']:>13}{s.get('seconds', 0):>9}{s['VmHWM']:>11}{s['VmRSS']:>11}")

@@ -152,6 +152,10 @@ def detect(
     admin1: Annotated[str | None, typer.Option(help="State/region (with --country), e.g. US-CA.")] = None,
     classify: Annotated[bool, typer.Option("--classify/--no-classify", help="Species classification.")] = True,
     profile: Annotated[str, typer.Option(help="Pipeline profile: default or urban.")] = "default",
+    precision: Annotated[
+        str | None,
+        typer.Option(help="MD-Lite graph: int8 (fast) or fp32 (upstream); default: SLEUTH_DETECTOR_PRECISION."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint (skip done files).")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Discard an existing checkpoint and start over.")] = False,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file (default: inside --output).")] = None,
@@ -188,6 +192,7 @@ def detect(
         files = fl.discover(inputs)
         config = fl.DetectConfig(
             profile=profile,
+            precision=precision,
             threshold=threshold,
             classify=classify,
             country=country,

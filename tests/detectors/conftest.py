@@ -56,7 +56,7 @@ def yolox_nano_artefacts() -> dict[str, Path]:
 def mdlite_full(mdlite_artefacts: dict[str, Path]) -> Any:
     from sleuth.models.mdlite import MegadetectorLite
 
-    m = MegadetectorLite(decode_max_side=None)
+    m = MegadetectorLite(decode_max_side=None, rect=False, precision="fp32", fast_resize=False)  # upstream
     m.load(mdlite_artefacts)
     return m
 

@@ -437,7 +437,7 @@ async def list_models(principal: Reference) -> Any:
 def _models() -> dict[str, Any]:
     out = []
     for p in svc.PROFILES.values():
-        for prof, endpoints in ((svc.resolve_profile(p.name), "detect"), (p.detector_only(), "filter")):
+        for prof, endpoints in ((svc.resolve_profile(p.name), "detect"), (svc.resolve_profile(p.name, True), "filter")):
             out.append(
                 {
                     "model_id": prof.model_id,

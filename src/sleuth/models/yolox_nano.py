@@ -108,10 +108,11 @@ def preprocess_bgr(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray,
     h, w = rgb.shape[:2]
     r = min(size / h, size / w)
     nw, nh = int(w * r), int(h * r)
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    resized = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    # Resize, then swap to BGR: the resize is per channel, so this equals resizing the BGR image,
+    # and the channel swap (a strided copy) runs on the small image instead of the decoded one.
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    canvas[:nh, :nw] = resized
+    canvas[:nh, :nw] = resized[..., ::-1]
     return np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32), r
 
 

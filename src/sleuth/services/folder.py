@@ -154,8 +154,17 @@ class DetectConfig:
     chunk_size: int = 16
     checkpoint_every: int = 100
     server: str | None = None
+    precision: str | None = None  # MD-Lite int8/fp32; None = the detector_precision setting (local runs)
 
     def __post_init__(self) -> None:
+        if self.server is not None:
+            object.__setattr__(self, "precision", None)  # the server's setting decides
+        elif self.precision is None:
+            from sleuth.settings import get_settings
+
+            object.__setattr__(self, "precision", get_settings().detector_precision)
+        if self.precision not in (None, "int8", "fp32"):
+            raise ValueError(f"precision must be int8 or fp32, not {self.precision!r}")
         if self.chunk_size < 1:
             raise ValueError("chunk size must be >= 1")
         if self.checkpoint_every < 1:
@@ -183,13 +192,19 @@ class DetectConfig:
             "admin1": self.admin1,
             "video_fps": self.video_fps,
             "max_video_secs": self.max_video_secs,
+            "precision": self.precision,
         }
+
+    def resolved_profile(self) -> Any:
+        from sleuth.services.wildlife import PROFILES, with_precision
+
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        return with_precision(PROFILES[self.profile], self.precision or "int8")
 
 
 def run_info(config: DetectConfig, completion_time: datetime | None = None) -> RunInfo:
-    from sleuth.services.wildlife import PROFILES
-
-    p = PROFILES[config.profile]
+    p = config.resolved_profile()
     detector, _, classifier = p.model_version.partition("+")
     return RunInfo(
         detector=detector,
@@ -387,11 +402,7 @@ class LocalEngine:
     """In-process: ``services.wildlife.run_images`` (profiles, micro-batchers, classifier pack)."""
 
     def __init__(self, config: DetectConfig, in_flight: int = 2) -> None:
-        from sleuth.services.wildlife import PROFILES
-
-        if config.profile not in PROFILES:
-            raise ValueError(f"unknown profile {config.profile!r}; choose one of {', '.join(PROFILES)}")
-        self.profile = PROFILES[config.profile]
+        self.profile = config.resolved_profile()
         self.options = config.image_options()
         self.in_flight = in_flight
 

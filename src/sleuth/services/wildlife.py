@@ -20,6 +20,7 @@ constant sync load). A job item already running is not interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,8 @@ from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
 # Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps
 # 224-px crops of boxes down to ~1/6 of the frame at full classifier resolution.
 DECODE_MAX_SIDE = 1280
+# Without classifier crops the detectors' own input sizes decide (MD-Lite 640, YOLOX-nano 416).
+DETECT_DECODE_SIDE = 640
 COARSE = {1: "animal", 2: "human", 3: "vehicle"}
 
 
@@ -67,7 +70,7 @@ PROFILES: dict[str, Profile] = {
         "yolox-nano-coco",
         "coral",
         "mdlite-coral",
-        "mdlite-2022.05.28+coral-mobilenetv2",
+        "mdlite-2022.05.28-int8+coral-mobilenetv2",
         "Camera-trap wildlife: Zamba MegadetectorLite (YOLOX-tiny) + YOLOX-nano person/vehicle relabel + "
         "Coral MobileNetV2 ImageNet/iNat-birds classifier with a WordNet taxonomy",
     ),
@@ -217,14 +220,28 @@ def classifier_pack(name: str) -> BatchedPack:
         return pack
 
 
+def with_precision(p: Profile, precision: str) -> Profile:
+    """``p`` with MD-Lite in the given precision: ``mdlite`` (INT8) or ``mdlite-fp32``."""
+    if precision not in ("int8", "fp32"):
+        raise ValueError(f"precision must be int8 or fp32, not {precision!r}")
+    if p.detector != "mdlite" or precision == "int8":
+        return p
+    return dataclasses.replace(
+        p,
+        detector="mdlite-fp32",
+        model_version=p.model_version.replace("-int8+", "+").removesuffix("-int8"),
+    )
+
+
 def resolve_profile(name: str, detector_only: bool = False) -> Profile:
-    """A profile with the ids of the classifier pack actually configured."""
-    p = PROFILES[name]
-    if detector_only:
-        return p.detector_only()
+    """A profile with the MD-Lite precision and the ids of the classifier pack actually configured."""
     from sleuth.settings import get_settings
 
-    if (get_settings().classifier_pack.strip() or "coral") == "coral" or not p.classifier:
+    settings = get_settings()
+    p = with_precision(PROFILES[name], settings.detector_precision)
+    if detector_only:
+        return p.detector_only()
+    if (settings.classifier_pack.strip() or "coral") == "coral" or not p.classifier:
         return p
     pack = classifier_pack(p.classifier)
     tag = f"speciesnet-{pack.model_id}" if pack.model_id else "speciesnet"
@@ -242,10 +259,10 @@ def resolve_profile(name: str, detector_only: bool = False) -> Profile:
 _decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-decode")
 
 
-def _decode(inp: ImageInput) -> DecodedImage:
+def _decode(inp: ImageInput, max_side: int = DECODE_MAX_SIDE) -> DecodedImage:
     if not inp.data:
         raise ValueError("empty file (0 bytes)")
-    return decode_image(inp.data, DECODE_MAX_SIDE)
+    return decode_image(inp.data, max_side)
 
 
 def _detect(profile: Profile, images: Sequence[DecodedImage], lane: str) -> list[Any]:
@@ -293,12 +310,14 @@ def _run_images(
     detector_only: bool,
 ) -> list[ImageOutcome]:
     outcomes = [ImageOutcome(index=i, filename=inp.filename, file_size=len(inp.data)) for i, inp in enumerate(inputs)]
+    crops = not detector_only and options.classify and bool(profile.classifier)
+    side = DECODE_MAX_SIDE if crops else DETECT_DECODE_SIDE
     decode_t: list[float] = [0.0] * len(inputs)
 
     def timed(i: int) -> DecodedImage:
         t = time.perf_counter()
         try:
-            return _decode(inputs[i])
+            return _decode(inputs[i], side)
         finally:
             decode_t[i] = time.perf_counter() - t
 

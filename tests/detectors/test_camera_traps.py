@@ -17,10 +17,19 @@ REF_CONF = 0.2  # reference boxes kept (MDv5a / MDv1000 confidences; PW labels h
 DET_CONF = 0.25  # our detections counted
 
 
-def test_detector_path_on_shared_set(mdlite_artefacts: Any, yolox_nano: Any, manifest: dict[str, Any]) -> None:
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_detector_path_on_shared_set(
+    mdlite_artefacts: Any, yolox_nano: Any, manifest: dict[str, Any], precision: str
+) -> None:
+    """Serving defaults (draft decode at >= 640 px, rectangular letterbox, area resize), both graphs.
+
+    Measured (box recall, speciesnet / animl / squirrels): INT8 28/38, 13/15, 5/14; FP32 29/38,
+    12/15, 6/14. The squirrels are tiny: INT8 finds the same ones with boxes a few per cent larger,
+    which moves two of them just under IoU 0.5 against the reference, and one other over.
+    """
     from sleuth.models.mdlite import MegadetectorLite
 
-    md = MegadetectorLite()  # serving default: draft decode at >= 640 px
+    md = MegadetectorLite(precision=precision)
     md.load(mdlite_artefacts)
     per_set: dict[str, list[int]] = {}
     blank_fp = 0
@@ -48,7 +57,11 @@ def test_detector_path_on_shared_set(mdlite_artefacts: Any, yolox_nano: Any, man
             iou = iou_matrix(norm_xywh_to_xyxy([b["bbox"] for b in refs]), norm_xywh_to_xyxy([d.bbox for d in dets]))
             hit[0] += int((iou >= 0.5).any(axis=1).sum())
     lines = [f"{k}: box recall@IoU0.5 {v[0]}/{v[1]}, images with a detection {v[2]}/{v[3]}" for k, v in per_set.items()]
-    print("\n" + "\n".join(lines) + f"\nblank images: {blank_fp} detections >= {DET_CONF}; clean errors: {errors}")
+    print(
+        f"\n{precision}:\n"
+        + "\n".join(lines)
+        + f"\nblank images: {blank_fp} detections >= {DET_CONF}; clean errors: {errors}"
+    )
     assert errors == 2
     assert blank_fp == 0
     hits = sum(v[0] for k, v in per_set.items() if k != "pw_ft_squirrels")

@@ -116,8 +116,40 @@ def test_clean_run_md_validates_with_failures_and_video(clean_run: Path) -> None
     vid = by_file[VIDEO]
     assert vid["frame_rate"] == 10.0 and vid["frames_processed"] == [0, 10, 20]
     assert vid["detections"] and {det["frame_number"] for det in vid["detections"]} <= {0, 10, 20}
-    assert d["info"]["detector"].startswith("mdlite") and d["classification_categories"]
+    assert d["info"]["detector"] == "mdlite-2022.05.28-int8" and d["classification_categories"]
+    assert d["info"]["sleuth"]["precision"] == "int8"
     assert not (clean_run / ".sleuth-checkpoint.jsonl").exists()  # removed after a complete run
+
+
+def test_precision_option(ct_folder: Path, clean_run: Path, detect_env: dict[str, str], tmp_path: Path) -> None:
+    """``--precision fp32`` serves the FP32 graph: recorded in the results, refused on resume."""
+    with pytest.raises(ValueError, match="precision"):
+        fl.DetectConfig(precision="fp16")
+    assert fl.DetectConfig(server="http://127.0.0.1:1").precision is None  # the server decides
+    assert fl.DetectConfig().result_key()["precision"] == "int8"
+    out = tmp_path / "fp32"
+    args = [
+        "detect",
+        str(ct_folder / "site_b" / "cam1"),
+        "-o",
+        str(out / "r.json"),
+        "-f",
+        "md",
+        "--no-classify",
+        "--no-progress",
+    ]
+    r = run_cli([*args, "--precision", "fp32", "--max-images", "1"], detect_env)
+    assert r.exit_code == 0, r.output
+    r = run_cli([*args, "--resume"], detect_env)  # default int8 vs the fp32 checkpoint
+    assert r.exit_code == 1 and "different options" in r.output and "precision" in r.output
+    r = run_cli([*args, "--precision", "fp32", "--resume"], detect_env)
+    assert r.exit_code == 0, r.output
+    d = json.loads((out / "r.json").read_text())
+    assert d["info"]["detector"] == "mdlite-2022.05.28" and d["info"]["sleuth"]["precision"] == "fp32"
+    fp32 = {im["file"]: im for im in d["images"]}
+    int8 = {im["file"].removeprefix("site_b/cam1/"): im for im in md_images(clean_run / "results.json")}
+    bear_fp32, bear_int8 = fp32["american_black_bear.jpg"]["detections"], int8["american_black_bear.jpg"]["detections"]
+    assert bear_fp32 and bear_int8 and abs(bear_fp32[0]["conf"] - bear_int8[0]["conf"]) < 0.1
 
 
 def test_clean_run_other_formats(clean_run: Path) -> None:

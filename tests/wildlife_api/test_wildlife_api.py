@@ -334,6 +334,32 @@ def test_reference_endpoints(wclient, auth):
     assert wclient.get("/v1/countries/USA/species?limit=101", headers=auth).status_code == 400
     models = wclient.get("/v1/models", headers=auth).json()["models"]
     assert {m["model_id"] for m in models} >= {"mdlite-coral", "yolox-nano-coral", "mdlite-filter"}
+    md = {m["model_id"]: m for m in models}
+    assert md["mdlite-coral"]["model_version"] == "mdlite-2022.05.28-int8+coral-mobilenetv2"
+    assert (
+        md["mdlite-filter"]["detector"] == "mdlite" and md["mdlite-filter"]["model_version"] == "mdlite-2022.05.28-int8"
+    )
+
+
+def test_detector_precision_setting_picks_the_fp32_graph(monkeypatch):
+    from sleuth.services import wildlife as svc
+    from sleuth.settings import get_settings
+
+    monkeypatch.setenv("SLEUTH_DETECTOR_PRECISION", "fp32")
+    get_settings.cache_clear()
+    try:
+        p = svc.resolve_profile("default")
+        f = svc.resolve_profile("default", detector_only=True)
+        u = svc.resolve_profile("urban")
+    finally:
+        monkeypatch.delenv("SLEUTH_DETECTOR_PRECISION")
+        get_settings.cache_clear()
+    assert (p.detector, p.model_version) == ("mdlite-fp32", "mdlite-2022.05.28+coral-mobilenetv2")
+    assert (f.detector, f.model_version) == ("mdlite-fp32", "mdlite-2022.05.28")
+    assert u == svc.PROFILES["urban"]  # no MD-Lite in it
+    assert svc.resolve_profile("default").detector == "mdlite"
+    with pytest.raises(ValueError, match="int8 or fp32"):
+        svc.with_precision(svc.PROFILES["default"], "fp16")
 
 
 def test_billing_one_credit_per_successful_image(wclient):

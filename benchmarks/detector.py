@@ -7,7 +7,9 @@ Runs, in one process, on the decodable images of ``../shared/data/camera_traps``
   default (JPEG DCT-domain draft decode at >= 640 px), preprocessing overlapped with batched
   inference (a thread-pool overlap is used if the batcher is missing);
 * **model-only**: ORT on pre-decoded, pre-padded tensors, same batch size (the upper limit);
-* **naive**: full PIL decode + ``ImageOps.pad`` + batch 1, all in the calling thread.
+* **naive**: full PIL decode + ``ImageOps.pad`` + batch 1, all in the calling thread (FP32 graph);
+* **model-only by graph**: the same limit for MD-Lite's FP32 graph on zamba's 640x640 input, FP32 on
+  the rectangular letterbox, and INT8 on the rectangular letterbox (the serving default).
 
 Prints images/s and the ratios. Usage::
 
@@ -133,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     dec_full, dec_draft = bench_decode(items[: max(8, a.images // 4)])
     print(f"providers: {model.session.get_providers()}  images: {a.images}  batch: {a.batch}")
     print(f"decode only (1 thread): full {dec_full:7.1f} img/s   draft>=640 {dec_draft:7.1f} img/s")
+    graphs = []
+    for label, kw in (
+        ("FP32, 640x640 (zamba's input)", {"precision": "fp32", "rect": False}),
+        ("FP32, rectangular", {"precision": "fp32"}),
+        ("INT8, rectangular (default)", {"precision": "int8"}),
+    ):
+        m = MegadetectorLite(**kw)
+        m.load(arts, providers)
+        m.predict_batch([m.preprocess(items[0])])  # warm-up
+        graphs.append((label, best(bench_model_only, m, items, a.batch)))
     print(f"{'path':<34}{'img/s':>9}{'vs model-only':>15}{'vs naive':>10}")
     for name, v in (
         ("model-only (pre-decoded tensors)", limit),
@@ -140,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         ("naive (full decode, batch 1)", naive),
     ):
         print(f"{name:<34}{v:9.1f}{v / limit:15.2f}{v / naive:10.2f}")
+    print("model-only by MD-Lite graph:")
+    for label, v in graphs:
+        print(f"  {label:<32}{v:9.1f}")
     return 0
 
 

@@ -5,8 +5,9 @@ Throughput (one process, same files, same run). The folder is the decodable imag
 
 * **ours**: ``services.folder.run_folder`` + ``LocalEngine``, the code behind ``sleuth detect``
   (file reading, DCT-reduced decode, chunks of 16 with decode overlapping inference, ORT
-  micro-batches), both the default profile (MD-Lite + YOLOX-nano relabel + Coral classifier +
-  ensemble) and ``--no-classify`` (detectors only);
+  micro-batches, MD-Lite's INT8 graph on a rectangular letterbox), both the default profile
+  (MD-Lite + YOLOX-nano relabel + Coral classifier + ensemble) and ``--no-classify`` (detectors
+  only), and ``--no-classify --precision fp32`` (MD-Lite's FP32 graph, to show what INT8 adds);
 * **baseline**: Zamba's MegadetectorLite path re-implemented with the same weights: per file,
   full PIL decode (EXIF upright, RGB) + ``ImageOps.pad`` to 640 (bicubic, top-left) + the
   PyTorch YOLOX-tiny (``sleuth.convert.yolox_tiny.load_checkpoint``) at batch 1 + score/NMS
@@ -88,10 +89,10 @@ def make_reencoded(dest: Path, n: int, side: int) -> None:
         img.save(d, "JPEG", quality=85 + i % 10, exif=exif_bytes)
 
 
-def bench_ours(folder: Path, classify: bool) -> tuple[float, int]:
+def bench_ours(folder: Path, classify: bool, precision: str = "int8") -> tuple[float, int]:
     from sleuth.services import folder as fl
 
-    cfg = fl.DetectConfig(classify=classify)
+    cfg = fl.DetectConfig(classify=classify, precision=precision)
     engine = fl.LocalEngine(cfg)
     engine.warm_up()
     files = fl.discover([folder])
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = make_copies(Path(tmp), a.images)
             full, full_boxes = bench_ours(Path(tmp), classify=True)
             det, det_boxes = bench_ours(Path(tmp), classify=False)
+            fp32, fp32_boxes = bench_ours(Path(tmp), classify=False, precision="fp32")
             default_threads = torch.get_num_threads()
             subset = paths[: a.baseline_images or None]
             per_threads = {th: bench_baseline(subset, th) for th in sorted({default_threads, 1})}
@@ -207,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, v in (
             ("sleuth detect, default profile (detect+relabel+classify)", full),
             ("sleuth detect --no-classify (MD-Lite + YOLOX-nano)", det),
+            ("sleuth detect --no-classify --precision fp32", fp32),
             ("baseline: zamba MDLite path (PIL full decode+pad, torch, b1)", base),
         ):
             print(f"{name:<58}{v:8.2f}{v / base:13.2f}")
         print(
-            f"boxes: ours {full_boxes} (>= threshold 0.2, after ensemble) / {det_boxes} (no-classify); "
+            f"boxes: ours {full_boxes} (>= threshold 0.2, after ensemble) / {det_boxes} (no-classify) / "
+            f"{fp32_boxes} (fp32); "
             f"baseline {base_boxes} (>= 0.1, before threshold) on {a.baseline_images or a.images} images"
         )
     if not a.skip_rss:

@@ -6,8 +6,8 @@ Runs the FP32 MD-Lite export (``sleuth.convert.yolox_tiny``, dynamic size, raw h
 INT8 quantizer needs (``sleuth.convert.quantize.calibrate_ranges``). The calibration half is the
 decodable, non-video images of ``../shared/data/camera_traps/manifest.json`` at even positions
 (in manifest order); the odd positions are held out, and ``tests/detectors/test_mdlite_int8.py``
-measures the INT8 model against FP32 on them. Each image is prepared exactly as the service does
-(``MegadetectorLite()``: DCT-reduced decode at >= 640 px, rectangular letterbox).
+measures the INT8 model against FP32 on them. Each image is prepared by ``MegadetectorLite().preprocess``
+(DCT-reduced decode at >= 640 px, rectangular letterbox, area resize).
 
 After regenerating, put the new file's sha256 into ``CALIBRATION_SHA256`` in
 ``sleuth/convert/yolox_tiny.py`` (this prints it).

@@ -314,7 +314,7 @@ def detect(
             fg=typer.colors.YELLOW,
         )
         raise typer.Exit(130)
-    info = fl.run_info(config, datetime.now())
+    info = fl.run_info(config, datetime.now(), model_version=getattr(engine, "model_version", None))
 
     errors = write_exports(records, info, out_paths, opts_for)
     if not complete:

@@ -36,7 +36,7 @@ def test_detections_match_golden(mdlite_full: Any, golden: dict[str, Any]) -> No
     raws = mdlite_full.predict_batch(prepared)  # one batch of 10: also checks batching
     worst_s = worst_b = 0.0
     for r, raw, p in zip(golden["results"], raws, prepared, strict=True):
-        # raw head output (decode in graph): top row and its score
+        # rows after the grid decode (cx, cy, w, h, obj, cls): top row and its score
         scores = raw[:, 4] * raw[:, 5]
         ro = r["raw_output"]
         assert raw.shape == (8400, 6)

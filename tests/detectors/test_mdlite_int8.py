@@ -84,10 +84,22 @@ def test_fast_resize_keeps_geometry_and_stays_close() -> None:
     for rect in (False, True):
         pil = letterbox_topleft_pil(rgb, rect=rect)
         fast = letterbox_topleft_pil(rgb, rect=rect, fast_resize=True)
-        assert fast.shape == pil.shape
-        assert not fast[480:].any()  # 2048x1536 -> 640x480, top-left
+        assert fast.shape == pil.shape == ((480, 640, 3) if rect else (640, 640, 3))  # 2048x1536 -> 640x480
+        assert not fast[480:].any() and fast[479].any()  # top-left, black below (square only)
         diff = np.abs(fast[:480].astype(int) - pil[:480].astype(int))
         assert diff.mean() < 2.0, diff.mean()
+
+
+@pytest.mark.parametrize("hw", [(1, 2000), (3000, 2), (1, 1)])
+def test_extreme_aspect_ratios_keep_one_pixel(hw: tuple[int, int]) -> None:
+    from sleuth.models.yolox_nano import preprocess_bgr
+
+    rgb = np.full((*hw, 3), 200, dtype=np.uint8)
+    for kw in ({}, {"rect": True}, {"rect": True, "fast_resize": True}):
+        out = letterbox_topleft_pil(rgb, **kw)
+        assert out.shape[0] % 32 == 0 and out.shape[1] % 32 == 0 and out[0, 0].any()
+    tensor, _r = preprocess_bgr(rgb)
+    assert tensor.shape == (3, 416, 416) and tensor[:, 0, 0].tolist() == [200.0] * 3
 
 
 def test_precision_is_validated() -> None:
@@ -170,14 +182,36 @@ def test_catalog_entries_serve_each_precision(mdlite_artefacts: dict[str, Path])
     q_ops = {n.op_type for n in onnx.load(str(mdlite_artefacts["onnx_int8"])).graph.node}
     f_ops = {n.op_type for n in onnx.load(str(mdlite_artefacts["onnx"])).graph.node}
     assert "QuantizeLinear" in q_ops and "QuantizeLinear" not in f_ops
+    for key in ("onnx", "onnx_int8"):
+        meta = {p.key: p.value for p in onnx.load(str(mdlite_artefacts[key]), load_external_data=False).metadata_props}
+        assert meta.get("sleuth.output") == "raw", key  # what tells the loader to do the grid decode
     assert _loaded(mdlite_artefacts).precision == "int8"  # no catalog entry: INT8 when it is there
     assert _loaded(mdlite_artefacts, precision="fp32").precision == "fp32"
     assert _loaded({"onnx": mdlite_artefacts["onnx"]}).precision == "fp32"
 
 
+def test_converter_fingerprint_covers_the_quantizer() -> None:
+    import sleuth.convert.quantize as quantize
+    import sleuth.convert.yolox_tiny as yolox_tiny
+    from sleuth.engine.catalog import _converter_fingerprint, sha256_file
+
+    assert yolox_tiny.FINGERPRINT_MODULES == ("sleuth.convert.quantize",)
+    own = sha256_file(yolox_tiny.__file__)
+    h = hashlib.sha256(own.encode())
+    h.update(sha256_file(quantize.__file__).encode())
+    assert _converter_fingerprint("sleuth.convert.yolox_tiny:convert") == h.hexdigest() != own
+    assert _converter_fingerprint("sleuth.convert.tflite:convert") == sha256_file(
+        Path(yolox_tiny.__file__).with_name("tflite.py")
+    )  # converters without helper modules keep the plain digest
+
+
 @needs_data
 def test_catalog_precision_extra(settings: Any) -> None:
+    pytest.importorskip("torch", reason="the MD-Lite converter needs the 'convert' extra (torch)")
+    from sleuth.engine.catalog import ensure
     from sleuth.engine.registry import get_model, reset
+
+    assert set(ensure("mdlite-fp32")) == {"weights", "onnx"}  # the FP32 entry needs no calibration table
 
     reset()
     try:
@@ -201,7 +235,37 @@ def test_mixed_sizes_in_one_batch(mdlite_artefacts: dict[str, Path]) -> None:
     batched = [m.postprocess(r, p) for r, p in zip(m.predict_batch(prepared), prepared, strict=True)]
     for b, res in zip(items, batched, strict=True):
         one = m([b])[0]
-        assert [d.conf for d in one.detections] == pytest.approx([d.conf for d in res.detections], abs=1e-4)
+        assert one.detections and len(one.detections) == len(res.detections)
+        for d1, d2 in zip(one.detections, res.detections, strict=True):
+            assert d1.conf == pytest.approx(d2.conf, abs=1e-4)
+            assert d1.bbox == pytest.approx(d2.bbox, abs=1e-4)
+
+
+@needs_data
+def test_portrait_boxes_follow_the_rotation(mdlite_artefacts: dict[str, Path]) -> None:
+    """A 4:3 frame rotated to 3:4 runs at 480x640; its boxes are the landscape boxes, rotated."""
+    import io
+
+    from PIL import Image
+
+    from sleuth.models.detection import iou_matrix, norm_xywh_to_xyxy
+
+    m = _loaded(mdlite_artefacts)
+    data = (CT / "speciesnet/domestic_cattle.jpg").read_bytes()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95)
+    land, port = m([data])[0], m([buf.getvalue()])[0]
+    assert m.preprocess(buf.getvalue()).tensor.shape == (3, 640, 480)
+    assert (port.width, port.height) == (land.height, land.width)
+    # ROTATE_90 is counter-clockwise: (x, y) -> (y, 1 - x) in normalised coordinates
+    rotated = [(y, 1 - x - w, h, w) for x, y, w, h in (d.bbox for d in land.detections if d.conf >= DET_CONF)]
+    got = [d.bbox for d in port.detections if d.conf >= 0.1]
+    assert rotated and got
+    iou = iou_matrix(norm_xywh_to_xyxy(rotated), norm_xywh_to_xyxy(got))
+    # the model sees a rotated picture, so the boxes differ a little (measured IoU 0.69-0.81); a wrong
+    # mapping (axes swapped, or the padding taken as image) gives no overlap at all
+    assert (iou.max(axis=1) >= 0.5).all(), iou.max(axis=1)
+    assert len(set(iou.argmax(axis=1).tolist())) == len(rotated)  # one partner each
 
 
 @needs_data

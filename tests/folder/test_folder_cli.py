@@ -75,8 +75,16 @@ def test_checkpoint_roundtrip_torn_line_and_option_check(tmp_path: Path) -> None
     loaded = fl.Checkpoint(tmp_path / "ck.jsonl", cfg).load()
     assert list(loaded) == ["a/1.jpg", "a/2.jpg", "v.mp4"]
     assert [loaded[r.file] for r in recs] == recs
-    with pytest.raises(ValueError, match="different options .*threshold"):
+    with pytest.raises(ValueError, match="different options .*threshold: checkpoint 0.2, now 0.5"):
         fl.Checkpoint(tmp_path / "ck.jsonl", fl.DetectConfig(threshold=0.5)).load()
+    # a checkpoint from before the precision option (FP32 graph) resumes with --precision fp32 only
+    lines = (tmp_path / "ck.jsonl").read_text().split("\n")
+    header = json.loads(lines[0])
+    del header["options"]["precision"]
+    (tmp_path / "old.jsonl").write_text("\n".join([json.dumps(header), *lines[1:]]))
+    assert list(fl.Checkpoint(tmp_path / "old.jsonl", fl.DetectConfig(precision="fp32")).load()) == list(loaded)
+    with pytest.raises(ValueError, match="precision: checkpoint 'fp32', now 'int8'"):
+        fl.Checkpoint(tmp_path / "old.jsonl", fl.DetectConfig(precision="int8")).load()
     (tmp_path / "bad.jsonl").write_text("hello\n")
     with pytest.raises(ValueError, match="not a sleuth checkpoint"):
         fl.Checkpoint(tmp_path / "bad.jsonl", cfg).load()
@@ -126,6 +134,8 @@ def test_precision_option(ct_folder: Path, clean_run: Path, detect_env: dict[str
     with pytest.raises(ValueError, match="precision"):
         fl.DetectConfig(precision="fp16")
     assert fl.DetectConfig(server="http://127.0.0.1:1").precision is None  # the server decides
+    with pytest.raises(ValueError, match="server's setting decides"):
+        fl.DetectConfig(server="http://127.0.0.1:1", precision="fp32")
     assert fl.DetectConfig().result_key()["precision"] == "int8"
     out = tmp_path / "fp32"
     args = [

@@ -53,8 +53,9 @@ def test_server_mode_matches_local_run(
     )
     assert r.exit_code == 0, r.output
     remote, info = read_md(out)
-    local, _ = read_md(clean_run / "results.json")
+    local, local_info = read_md(clean_run / "results.json")
     assert info.extra["sleuth"]["server"] == url
+    assert info.detector == local_info.detector == "mdlite-2022.05.28-int8"  # what the server reported
     assert [x.file for x in remote] == [x.file for x in local]
     n_boxes = 0
     for a, b in zip(remote, local, strict=True):

@@ -115,16 +115,16 @@ def quantize_int8(
     }
     model = onnx.shape_inference.infer_shapes(onnx.load(str(src)))  # the quantizer reads value types
     quantizer = QDQQuantizer(
-        model,
-        True,  # per-channel weights
-        False,  # reduce_range: not needed with VNNI / AVX-512
-        QuantType.QInt8,
-        QuantType.QUInt8,
-        TensorsData(CalibrationMethod.MinMax, data),
-        [],  # nodes_to_quantize: all
-        list(nodes_to_exclude),
-        list(QUANT_OPS),
-        {},
+        model=model,
+        per_channel=True,
+        reduce_range=False,  # not needed with VNNI / AVX-512
+        weight_qType=QuantType.QInt8,
+        activation_qType=QuantType.QUInt8,
+        tensors_range=TensorsData(CalibrationMethod.MinMax, data),
+        nodes_to_quantize=[],  # all
+        nodes_to_exclude=list(nodes_to_exclude),
+        op_types_to_quantize=list(QUANT_OPS),
+        extra_options={},
     )
     quantizer.quantize_model()
     out = Path(dst)

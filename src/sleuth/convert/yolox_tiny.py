@@ -37,6 +37,9 @@ INPUT_SIZE = 640
 NUM_CLASSES = 1
 OPSET = 17
 
+#: Helper modules whose code shapes this converter's output: editing them re-converts too.
+FINGERPRINT_MODULES = ("sleuth.convert.quantize",)
+
 #: sha256 of the shipped calibration table; editing the table means editing this line, which
 #: changes this module's fingerprint, so cached conversions are redone.
 CALIBRATION_SHA256 = "66744e20fd53d42ac3b354b847cf2dcb69bfd3aaef1b8c499f641360cc5a92f1"
@@ -47,6 +50,7 @@ __all__ = [
     "build_model",
     "calibration_table_path",
     "convert",
+    "convert_fp32",
     "export_onnx",
     "int8_excluded_nodes",
     "load_checkpoint",
@@ -302,13 +306,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
-    """Catalog converter: ``{"weights": .pth}`` -> ``{"onnx": model.onnx, "onnx_int8": model-int8.onnx}``."""
+def convert_fp32(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
+    """Catalog converter of ``mdlite-fp32``: ``{"weights": .pth}`` -> ``{"onnx": model.onnx}``."""
     src = Path(artefacts["weights"])
     digest = _sha256(src)
     if digest != WEIGHTS_SHA256:
         raise ValueError(f"{src}: sha256 {digest} is not the MD-Lite checkpoint {WEIGHTS_SHA256}")
     model = load_checkpoint(src, decode_in_graph=False)
-    out = Path(out_dir).resolve()
-    fp32 = export_onnx(model, out / "model.onnx")
-    return {"onnx": fp32, "onnx_int8": quantize_export(fp32, out / "model-int8.onnx")}
+    return {"onnx": export_onnx(model, Path(out_dir).resolve() / "model.onnx")}
+
+
+def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
+    """Catalog converter of ``mdlite``: ``{"onnx": model.onnx, "onnx_int8": model-int8.onnx}``."""
+    fp32 = convert_fp32(artefacts, out_dir)["onnx"]
+    return {"onnx": fp32, "onnx_int8": quantize_export(fp32, fp32.parent / "model-int8.onnx")}

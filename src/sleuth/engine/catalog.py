@@ -858,13 +858,28 @@ def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -
 
 
 def _converter_fingerprint(spec: str) -> str | None:
-    """sha256 of the converter's module source, so editing the converter re-converts."""
+    """sha256 of the converter's module source, so editing the converter re-converts.
+
+    A converter module may list helper modules whose code shapes its output in
+    ``FINGERPRINT_MODULES`` (e.g. the quantizer); their sources then count too.
+    """
     try:
         fn = import_object(spec)
         src = inspect.getsourcefile(fn)
+        module = inspect.getmodule(fn)
+        extra = [inspect.getsourcefile(importlib.import_module(m)) for m in getattr(module, "FINGERPRINT_MODULES", ())]
     except (ImportError, TypeError, OSError):
         return None
-    return sha256_file(src) if src and os.path.isfile(src) else None
+    if not (src and os.path.isfile(src)):
+        return None
+    if not extra:
+        return sha256_file(src)
+    h = hashlib.sha256(sha256_file(src).encode())
+    for path in extra:
+        if not (path and os.path.isfile(path)):
+            return None
+        h.update(sha256_file(path).encode())
+    return h.hexdigest()
 
 
 def _read_sidecar(vdir: Path) -> dict[str, Any] | None:

@@ -66,9 +66,9 @@ PRECISIONS = ("int8", "fp32")
 def _contain_size(w: int, h: int, size: int) -> tuple[int, int]:
     """The size ``ImageOps.contain(img, (size, size))`` resizes to (long side ``size``, PIL's rounding)."""
     if w > h:
-        return size, round(h / w * size)
+        return size, max(1, round(h / w * size))
     if h > w:
-        return round(w / h * size), size
+        return max(1, round(w / h * size)), size
     return size, size
 
 
@@ -81,11 +81,11 @@ def letterbox_topleft_pil(
     ``fast_resize``: OpenCV's area filter (downscaling; bicubic when enlarging) instead of PIL's
     antialiased bicubic, several times faster on the CPU; same size and placement.
     """
-    if not rect and not fast_resize:
+    h0, w0 = rgb.shape[:2]
+    if not rect and not fast_resize and min(_contain_size(w0, h0, size)) > 1:
         img = Image.fromarray(rgb, "RGB")
         padded = ImageOps.pad(img, (size, size), method=Image.Resampling.BICUBIC, color=None, centering=(0, 0))
         return np.asarray(padded)
-    h0, w0 = rgb.shape[:2]
     nw, nh = _contain_size(w0, h0, size)
     if fast_resize:
         interp = cv2.INTER_AREA if nw <= w0 else cv2.INTER_CUBIC

@@ -107,7 +107,7 @@ def preprocess_bgr(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray,
     """RGB HWC uint8 -> (BGR CHW float32 ``size x size`` input, ratio r)."""
     h, w = rgb.shape[:2]
     r = min(size / h, size / w)
-    nw, nh = int(w * r), int(h * r)
+    nw, nh = max(1, int(w * r)), max(1, int(h * r))
     # Resize, then swap to BGR: the resize is per channel, so this equals resizing the BGR image,
     # and the channel swap (a strided copy) runs on the small image instead of the decoded one.
     resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)

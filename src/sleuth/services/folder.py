@@ -157,14 +157,15 @@ class DetectConfig:
     precision: str | None = None  # MD-Lite int8/fp32; None = the detector_precision setting (local runs)
 
     def __post_init__(self) -> None:
+        if self.precision not in (None, "int8", "fp32"):
+            raise ValueError(f"precision must be int8 or fp32, not {self.precision!r}")
         if self.server is not None:
-            object.__setattr__(self, "precision", None)  # the server's setting decides
+            if self.precision is not None:
+                raise ValueError("--precision applies to local runs; with --server the server's setting decides")
         elif self.precision is None:
             from sleuth.settings import get_settings
 
             object.__setattr__(self, "precision", get_settings().detector_precision)
-        if self.precision not in (None, "int8", "fp32"):
-            raise ValueError(f"precision must be int8 or fp32, not {self.precision!r}")
         if self.chunk_size < 1:
             raise ValueError("chunk size must be >= 1")
         if self.checkpoint_every < 1:
@@ -196,16 +197,21 @@ class DetectConfig:
         }
 
     def resolved_profile(self) -> Any:
+        """The profile a local run uses (with ``--server``: the profile as named; the server decides precision)."""
         from sleuth.services.wildlife import PROFILES, with_precision
 
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
-        return with_precision(PROFILES[self.profile], self.precision or "int8")
+        p = PROFILES[self.profile]
+        return p if self.precision is None else with_precision(p, self.precision)
 
 
-def run_info(config: DetectConfig, completion_time: datetime | None = None) -> RunInfo:
+def run_info(
+    config: DetectConfig, completion_time: datetime | None = None, model_version: str | None = None
+) -> RunInfo:
+    """``model_version``: what the server reported (``--server`` runs); else the local profile's."""
     p = config.resolved_profile()
-    detector, _, classifier = p.model_version.partition("+")
+    detector, _, classifier = (model_version or p.model_version).partition("+")
     return RunInfo(
         detector=detector,
         classifier=(classifier or None) if config.classify else None,
@@ -291,10 +297,17 @@ class Checkpoint:
         if not isinstance(header, dict) or header.get("sleuth_checkpoint") != CHECKPOINT_VERSION:
             raise ValueError(f"{self.path} is not a sleuth checkpoint (version {CHECKPOINT_VERSION})")
         want = json.loads(json.dumps(self.config.result_key()))
-        if header.get("options") != want:
-            diff = sorted(k for k in want if header.get("options", {}).get(k) != want[k])
+        stored = dict(header.get("options") or {})
+        # Checkpoints from before the precision option: local runs used MD-Lite's FP32 graph.
+        stored.setdefault("precision", None if self.config.server else "fp32")
+        if stored != want:
+            diff = [
+                f"{k}: checkpoint {stored.get(k)!r}, now {want.get(k)!r}"
+                for k in sorted(want.keys() | stored.keys())
+                if stored.get(k) != want.get(k)
+            ]
             raise ValueError(
-                f"checkpoint {self.path} was made with different options ({', '.join(diff)}): rerun with the "
+                f"checkpoint {self.path} was made with different options ({'; '.join(diff)}): rerun with the "
                 "same options, or delete it to start over"
             )
         out: dict[str, ImageRecord] = {}
@@ -474,6 +487,7 @@ class ServerEngine:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         path = "/v1/batch-detect-urban" if config.profile == "urban" else "/v1/batch-detect"
+        self.model_version: str | None = None  # the server's info.model_version, once it answered
         self.endpoint = url.rstrip("/") + path
         self.fields = {
             "threshold": str(config.threshold),
@@ -518,7 +532,11 @@ class ServerEngine:
                 except (ValueError, AttributeError):
                     msg = r.text
                 raise ServerError(f"{self.endpoint} answered {r.status_code}: {msg}")
-            return self._parse(r.json(), len(items))
+            payload = r.json()
+            mv = (payload.get("info") or {}).get("model_version") if isinstance(payload, dict) else None
+            if isinstance(mv, str) and mv:
+                self.model_version = mv
+            return self._parse(payload, len(items))
         raise ServerError(f"{self.endpoint}: gave up after {self.retries} retries")  # pragma: no cover
 
     @staticmethod

@@ -36,8 +36,6 @@ from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
 # Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps
 # 224-px crops of boxes down to ~1/6 of the frame at full classifier resolution.
 DECODE_MAX_SIDE = 1280
-# Without classifier crops the detectors' own input sizes decide (MD-Lite 640, YOLOX-nano 416).
-DETECT_DECODE_SIDE = 640
 COARSE = {1: "animal", 2: "human", 3: "vehicle"}
 
 
@@ -259,10 +257,10 @@ def resolve_profile(name: str, detector_only: bool = False) -> Profile:
 _decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-decode")
 
 
-def _decode(inp: ImageInput, max_side: int = DECODE_MAX_SIDE) -> DecodedImage:
+def _decode(inp: ImageInput) -> DecodedImage:
     if not inp.data:
         raise ValueError("empty file (0 bytes)")
-    return decode_image(inp.data, max_side)
+    return decode_image(inp.data, DECODE_MAX_SIDE)
 
 
 def _detect(profile: Profile, images: Sequence[DecodedImage], lane: str) -> list[Any]:
@@ -310,14 +308,12 @@ def _run_images(
     detector_only: bool,
 ) -> list[ImageOutcome]:
     outcomes = [ImageOutcome(index=i, filename=inp.filename, file_size=len(inp.data)) for i, inp in enumerate(inputs)]
-    crops = not detector_only and options.classify and bool(profile.classifier)
-    side = DECODE_MAX_SIDE if crops else DETECT_DECODE_SIDE
     decode_t: list[float] = [0.0] * len(inputs)
 
     def timed(i: int) -> DecodedImage:
         t = time.perf_counter()
         try:
-            return _decode(inputs[i], side)
+            return _decode(inputs[i])
         finally:
             decode_t[i] = time.perf_counter() - t
 

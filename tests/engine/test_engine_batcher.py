@@ -231,3 +231,21 @@ def test_model_batch_limit_wins(model: LinearModel) -> None:
             b.submit(item("x"), "bulk")  # type: ignore[arg-type]
     finally:
         b.close()
+
+
+def test_sessions_follow_the_intra_op_threads_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sleuth.engine.runtime import cpu_count, create_session
+    from sleuth.settings import get_settings
+
+    w, b = split_weights(make_weights(3))
+    path = build_linear_onnx(tmp_path / "m.onnx", w, b)
+    monkeypatch.setenv("SLEUTH_INTRA_OP_THREADS", "1")
+    get_settings.cache_clear()
+    try:
+        assert create_session(path).get_session_options().intra_op_num_threads == 1
+        assert create_session(path, intra_op_threads=2).get_session_options().intra_op_num_threads == 2
+        monkeypatch.setenv("SLEUTH_INTRA_OP_THREADS", "0")
+        get_settings.cache_clear()
+        assert create_session(path).get_session_options().intra_op_num_threads == cpu_count()
+    finally:
+        get_settings.cache_clear()

@@ -49,8 +49,13 @@ def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
 def create_session(
     path: str | Path,
     providers: str | Sequence[str] | None = None,
-    intra_op_threads: int = 0,
+    intra_op_threads: int | None = None,
 ) -> ort.InferenceSession:
+    """``intra_op_threads=None``: the ``intra_op_threads`` setting (``SLEUTH_INTRA_OP_THREADS``; 0 = all cores)."""
+    if intra_op_threads is None:
+        from sleuth.settings import get_settings
+
+        intra_op_threads = get_settings().intra_op_threads
     return ort.InferenceSession(
         str(path),
         sess_options=session_options(intra_op_threads),

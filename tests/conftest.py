@@ -27,6 +27,11 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not pr
 
 PG_URL = os.environ.get("SLEUTH_TEST_DATABASE_URL", "")
 
+# The served MD-Lite graph is chosen per CPU by default (SLEUTH_DETECTOR_PRECISION=auto). The suite pins
+# INT8 so that its expectations (model_version strings, boxes) are the same on every machine; the auto
+# choice itself is tested in tests/detectors/test_mdlite_int8.py.
+os.environ.setdefault("SLEUTH_DETECTOR_PRECISION", "int8")
+
 
 def _pg_database() -> Iterator[str]:
     with fresh_pg_database(PG_URL) as url:

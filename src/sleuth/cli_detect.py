@@ -154,7 +154,10 @@ def detect(
     profile: Annotated[str, typer.Option(help="Pipeline profile: default or urban.")] = "default",
     precision: Annotated[
         str | None,
-        typer.Option(help="MD-Lite graph: int8 (fast) or fp32 (upstream); default: SLEUTH_DETECTOR_PRECISION."),
+        typer.Option(
+            help="MD-Lite graph: int8 (fast), fp32 (upstream) or auto (int8 where the CPU has VNNI or is ARM); "
+            "default: SLEUTH_DETECTOR_PRECISION (auto)."
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint (skip done files).")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Discard an existing checkpoint and start over.")] = False,

@@ -102,10 +102,11 @@ class Settings(BaseSettings):
         description="Species classifier: 'coral' (the stand-in pack) or the path of a SpeciesNet model folder "
         "(info.json, ONNX classifier, labels, taxonomy, geofence).",
     )
-    detector_precision: Literal["int8", "fp32"] = Field(
-        default="int8",
-        description="MD-Lite graph: 'int8' (quantized, the default; about 2-3x faster on CPUs with VNNI) or "
-        "'fp32' (the upstream computation). Accuracy of each: docs/performance.md.",
+    detector_precision: Literal["auto", "int8", "fp32"] = Field(
+        default="auto",
+        description="MD-Lite graph: 'int8' (quantized; about 3x faster), 'fp32' (the upstream computation), or "
+        "'auto': int8 on CPUs whose integer kernels cannot saturate (x86 with VNNI, ARM), else fp32. "
+        "Accuracy of each: docs/performance.md.",
     )
     model_cache: Path | None = Field(default=None, description="Model cache dir; default data_dir/models.")
     model_mirror: Path | None = Field(default=None, description="Local mirror folder of model artefacts.")

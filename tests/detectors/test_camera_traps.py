@@ -27,8 +27,11 @@ def test_detector_path_on_shared_set(
     12/15, 6/14. The squirrels are tiny: INT8 finds the same ones with boxes a few per cent larger,
     which moves two of them just under IoU 0.5 against the reference, and one other over.
     """
+    from sleuth.engine.runtime import int8_fast_path
     from sleuth.models.mdlite import MegadetectorLite
 
+    if precision == "int8" and not int8_fast_path():
+        pytest.skip("this x86 CPU has no VNNI: its INT8 kernels may saturate, so 'auto' serves FP32 here")
     md = MegadetectorLite(precision=precision)
     md.load(mdlite_artefacts)
     per_set: dict[str, list[int]] = {}

@@ -86,6 +86,15 @@ def test_fusion_rule_units() -> None:
     coco3 = [_det("2", 0.6, (0.22, 0.25, 0.25, 0.4), "person")]
     assert [d.category for d in fuse_person_vehicle(md3, coco3)] == ["2"]
     assert fuse_person_vehicle(md3, []) == md3
+    # a small box inside a person box is a part of that person (areas 4.5x apart); inside a vehicle it
+    # stays an animal; and a stronger YOLOX-nano animal on it keeps it an animal inside a person too
+    part = _det("1", 0.4, (0.25, 0.3, 0.1, 0.15))
+    person = _det("2", 0.8, (0.2, 0.2, 0.25, 0.27), "person")
+    car = _det("3", 0.8, (0.2, 0.2, 0.25, 0.27), "car")
+    assert [(d.category, d.conf) for d in fuse_person_vehicle([part], [person])] == [("2", 0.4)]
+    assert [d.category for d in fuse_person_vehicle([part], [car]) if d.conf == 0.4] == ["1"]
+    dog = _det("1", 0.9, (0.25, 0.3, 0.1, 0.15), "dog")
+    assert [d.category for d in fuse_person_vehicle([part], [person, dog]) if d.conf == 0.4] == ["1"]
 
 
 @needs_data

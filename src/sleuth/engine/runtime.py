@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,37 @@ def default_providers(requested: str | Sequence[str] | None = None) -> list[str]
     out = [p for p in ("CUDAExecutionProvider",) if p in have]
     out.append("CPUExecutionProvider")
     return out
+
+
+def int8_fast_path() -> bool:
+    """Whether ONNX Runtime's INT8 kernels are both fast and exact on this CPU.
+
+    x86 CPUs without VNNI multiply uint8 x int8 with VPMADDUBSW, whose 16-bit pair sums saturate
+    with full-range 8-bit weights (the accuracy measured in docs/performance.md would not hold);
+    with AVX512-VNNI or AVX-VNNI they do not. ARM's integer dot products do not saturate either.
+    """
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return True
+    flags = cpu_flags()
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def cpu_flags() -> set[str]:
+    """The x86 feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+
+def resolve_precision(value: str) -> str:
+    """``auto`` -> ``int8`` where :func:`int8_fast_path`, else ``fp32``; ``int8``/``fp32`` as given."""
+    if value not in ("auto", "int8", "fp32"):
+        raise ValueError(f"precision must be auto, int8 or fp32, not {value!r}")
+    if value == "auto":
+        return "int8" if int8_fast_path() else "fp32"
+    return value
 
 
 def cpu_count() -> int:

@@ -236,12 +236,19 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
         )
 
 
-def _match(a_xyxy: np.ndarray, b_xyxy: np.ndarray, iou_threshold: float, containment: float) -> np.ndarray:
+def _match(
+    a_xyxy: np.ndarray,
+    b_xyxy: np.ndarray,
+    iou_threshold: float,
+    containment: float,
+    parts_of_b: np.ndarray | None = None,
+) -> np.ndarray:
     """(N, M) bool: boxes a and b describe the same object.
 
     True when IoU >= ``iou_threshold``, or when the smaller box lies at least ``containment``
     inside the larger one *and* the two areas are within a factor 3 (so a small animal inside a
-    large vehicle box is not taken for the vehicle).
+    large vehicle box is not taken for the vehicle). ``parts_of_b`` (M,) bool: for those b boxes
+    an ``a`` box lying ``containment`` inside b matches whatever its size (a part of a person).
     """
     iou = iou_matrix(a_xyxy, b_xyxy)
     a_area = (a_xyxy[:, 2] - a_xyxy[:, 0]) * (a_xyxy[:, 3] - a_xyxy[:, 1])
@@ -254,7 +261,11 @@ def _match(a_xyxy: np.ndarray, b_xyxy: np.ndarray, iou_threshold: float, contain
     with np.errstate(divide="ignore", invalid="ignore"):
         contained = np.where(small > 0, inter / small, 0.0) >= containment
         similar = np.where(big > 0, small / big, 0.0) >= 1.0 / 3.0
-    return np.asarray((iou >= iou_threshold) | (contained & similar), dtype=bool)
+    out = (iou >= iou_threshold) | (contained & similar)
+    if parts_of_b is not None and len(a_xyxy) and len(b_xyxy):
+        inside_b = np.where(a_area[:, None] > 0, inter / np.maximum(a_area[:, None], 1e-12), 0.0) >= containment
+        out |= inside_b & np.asarray(parts_of_b, dtype=bool)[None, :]
+    return np.asarray(out, dtype=bool)
 
 
 def fuse_person_vehicle(
@@ -270,9 +281,11 @@ def fuse_person_vehicle(
     Rule, for YOLOX-nano person ("2") and vehicle ("3") boxes with ``conf >= min_conf``:
 
     1. An MD-Lite box that matches such a box (IoU >= ``iou_threshold``, or one box at least
-       ``containment`` inside the other with areas within a factor 3) is relabelled with that
-       category, keeping MD-Lite's box and confidence (the best-scoring match decides). An MD-Lite
-       box that also matches a YOLOX-nano *animal* box with a higher score stays "animal".
+       ``containment`` inside the other with areas within a factor 3; for a person box, also any
+       MD-Lite box at least ``containment`` inside it, whatever its size: a part of that person,
+       such as the upper body found as a second box) is relabelled with that category, keeping
+       MD-Lite's box and confidence (the best-scoring match decides). An MD-Lite box that also
+       matches a YOLOX-nano *animal* box with a higher score stays "animal".
     2. Person/vehicle boxes that match no MD-Lite box are added with their own box and score
        (the 1-class detector cannot produce them).
 
@@ -285,7 +298,7 @@ def fuse_person_vehicle(
         return sorted(animal_dets, key=lambda d: -d.conf)
     a_xyxy = norm_xywh_to_xyxy([d.bbox for d in animal_dets]) if animal_dets else np.zeros((0, 4))
     p_xyxy = norm_xywh_to_xyxy([d.bbox for d in pv])
-    m = _match(a_xyxy, p_xyxy, iou_threshold, containment)
+    m = _match(a_xyxy, p_xyxy, iou_threshold, containment, np.array([d.category == "2" for d in pv]))
     if animals_coco and len(animal_dets):
         c_xyxy = norm_xywh_to_xyxy([d.bbox for d in animals_coco])
         ma = _match(a_xyxy, c_xyxy, iou_threshold, containment)

@@ -154,18 +154,21 @@ class DetectConfig:
     chunk_size: int = 16
     checkpoint_every: int = 100
     server: str | None = None
-    precision: str | None = None  # MD-Lite int8/fp32; None = the detector_precision setting (local runs)
+    precision: str | None = None  # MD-Lite int8/fp32 (auto resolved); None = the detector_precision setting
 
     def __post_init__(self) -> None:
-        if self.precision not in (None, "int8", "fp32"):
-            raise ValueError(f"precision must be int8 or fp32, not {self.precision!r}")
+        if self.precision not in (None, "auto", "int8", "fp32"):
+            raise ValueError(f"precision must be auto, int8 or fp32, not {self.precision!r}")
         if self.server is not None:
             if self.precision is not None:
                 raise ValueError("--precision applies to local runs; with --server the server's setting decides")
-        elif self.precision is None:
+        else:
+            from sleuth.engine.runtime import resolve_precision
             from sleuth.settings import get_settings
 
-            object.__setattr__(self, "precision", get_settings().detector_precision)
+            object.__setattr__(
+                self, "precision", resolve_precision(self.precision or get_settings().detector_precision)
+            )
         if self.chunk_size < 1:
             raise ValueError("chunk size must be >= 1")
         if self.checkpoint_every < 1:

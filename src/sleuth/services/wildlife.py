@@ -233,10 +233,11 @@ def with_precision(p: Profile, precision: str) -> Profile:
 
 def resolve_profile(name: str, detector_only: bool = False) -> Profile:
     """A profile with the MD-Lite precision and the ids of the classifier pack actually configured."""
+    from sleuth.engine.runtime import resolve_precision
     from sleuth.settings import get_settings
 
     settings = get_settings()
-    p = with_precision(PROFILES[name], settings.detector_precision)
+    p = with_precision(PROFILES[name], resolve_precision(settings.detector_precision))
     if detector_only:
         return p.detector_only()
     if (settings.classifier_pack.strip() or "coral") == "coral" or not p.classifier:

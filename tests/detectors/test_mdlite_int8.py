@@ -222,14 +222,16 @@ def test_catalog_entries_serve_each_precision(mdlite_artefacts: dict[str, Path])
 
 
 def test_converter_fingerprint_covers_the_quantizer() -> None:
+    import sleuth.convert.onnx_export as onnx_export
     import sleuth.convert.quantize as quantize
     import sleuth.convert.yolox_tiny as yolox_tiny
     from sleuth.engine.catalog import _converter_fingerprint, sha256_file
 
-    assert yolox_tiny.FINGERPRINT_MODULES == ("sleuth.convert.quantize",)
+    assert yolox_tiny.FINGERPRINT_MODULES == ("sleuth.convert.quantize", "sleuth.convert.onnx_export")
     own = sha256_file(yolox_tiny.__file__)
     h = hashlib.sha256(own.encode())
     h.update(sha256_file(quantize.__file__).encode())
+    h.update(sha256_file(onnx_export.__file__).encode())
     assert _converter_fingerprint("sleuth.convert.yolox_tiny:convert") == h.hexdigest() != own
     assert _converter_fingerprint("sleuth.convert.tflite:convert") == sha256_file(
         Path(yolox_tiny.__file__).with_name("tflite.py")

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from sleuth.convert.onnx_export import trace_to_onnx
+
+#: Helper modules whose code shapes this converter's output (the catalog re-converts when they change).
+FINGERPRINT_MODULES = ("sleuth.convert.onnx_export",)
 
 NB_SAMP = 64600
 SAMPLE_RATE = 16000
@@ -379,26 +383,15 @@ def export_onnx(model: Any, out_path: Path, embedding_name: str = "embedding") -
     """Export ``wave (B, 64600) -> logits (B, 2), embedding`` with a dynamic batch axis."""
     import torch
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".tmp.onnx")
-    dummy = torch.zeros(2, NB_SAMP, dtype=torch.float32)
-    torch.manual_seed(0)
-    with torch.no_grad(), warnings.catch_warnings():
-        # tracer notes about Python ints from static node counts, exporter deprecation notes
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(tmp),
-            dynamo=False,
-            input_names=["wave"],
-            output_names=["logits", embedding_name],
-            dynamic_axes={"wave": {0: "batch"}, "logits": {0: "batch"}, embedding_name: {0: "batch"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
-    tmp.replace(out_path)
-    return out_path
+    return trace_to_onnx(
+        model,
+        torch.zeros(2, NB_SAMP, dtype=torch.float32),
+        out_path,
+        input_names=["wave"],
+        output_names=["logits", embedding_name],
+        dynamic_axes={"wave": {0: "batch"}, "logits": {0: "batch"}, embedding_name: {0: "batch"}},
+        opset=OPSET,
+    )
 
 
 def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:

@@ -27,6 +27,9 @@ from typing import Any
 
 from sleuth.convert.aasist import NB_SAMP, export_onnx, load_state_dict, torch_blocks
 
+#: Helper modules whose code shapes this converter's output (the catalog re-converts when they change).
+FINGERPRINT_MODULES = ("sleuth.convert.aasist", "sleuth.convert.onnx_export")
+
 RAWGAT_CONFIG: dict[str, Any] = {
     "nb_samp": NB_SAMP,
     "out_channels": 70,

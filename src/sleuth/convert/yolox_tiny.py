@@ -24,13 +24,13 @@ torch is imported lazily: this module is only used at build time (``sleuth model
 
 from __future__ import annotations
 
-import hashlib
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sleuth.convert.onnx_export import trace_to_onnx
 from sleuth.convert.quantize import load_table, quantize_int8
+from sleuth.engine.catalog import sha256_file
 
 WEIGHTS_SHA256 = "31f8690fc62f9d0756f1e8c09b0b02e5ade106173ed0a30743d47c004f88f4e0"
 INPUT_SIZE = 640
@@ -38,7 +38,7 @@ NUM_CLASSES = 1
 OPSET = 17
 
 #: Helper modules whose code shapes this converter's output: editing them re-converts too.
-FINGERPRINT_MODULES = ("sleuth.convert.quantize",)
+FINGERPRINT_MODULES = ("sleuth.convert.quantize", "sleuth.convert.onnx_export")
 
 #: sha256 of the shipped calibration table; editing the table means editing this line, which
 #: changes this module's fingerprint, so cached conversions are redone.
@@ -241,31 +241,18 @@ def load_checkpoint(path: str | Path, decode_in_graph: bool = True) -> Any:
 
 def export_onnx(model: Any, out_path: Path, size: int = INPUT_SIZE) -> Path:
     """Export a ``decode_in_graph=False`` model: dynamic batch, height and width."""
-    import onnx
     import torch
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    dummy = torch.zeros(1, 3, size, size, dtype=torch.float32)
-    tmp = out_path.with_suffix(".onnx.tmp")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(tmp),
-            input_names=["images"],
-            output_names=["output"],
-            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    m = onnx.load(str(tmp))
-    onnx.helper.set_model_props(m, {"sleuth.output": "raw", "sleuth.strides": "8,16,32"})
-    onnx.save(m, str(tmp))
-    tmp.replace(out_path)
-    return out_path
+    return trace_to_onnx(
+        model,
+        torch.zeros(1, 3, size, size, dtype=torch.float32),
+        out_path,
+        input_names=["images"],
+        output_names=["output"],
+        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}},
+        opset=OPSET,
+        metadata={"sleuth.output": "raw", "sleuth.strides": "8,16,32"},
+    )
 
 
 def int8_excluded_nodes(model_path: str | Path) -> list[str]:
@@ -291,25 +278,17 @@ def calibration_table_path() -> Path:
 def quantize_export(fp32: Path, out_path: Path, table_path: Path | None = None) -> Path:
     """INT8 copy of the FP32 export from the shipped calibration table (digest-checked)."""
     table_path = table_path or calibration_table_path()
-    digest = _sha256(table_path)
+    digest = sha256_file(table_path)
     if digest != CALIBRATION_SHA256:
         raise ValueError(f"{table_path}: sha256 {digest} is not the calibration table {CALIBRATION_SHA256}")
     table = load_table(table_path)
     return quantize_int8(fp32, out_path, table["ranges"], int8_excluded_nodes(fp32))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_fp32(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
     """Catalog converter of ``mdlite-fp32``: ``{"weights": .pth}`` -> ``{"onnx": model.onnx}``."""
     src = Path(artefacts["weights"])
-    digest = _sha256(src)
+    digest = sha256_file(src)
     if digest != WEIGHTS_SHA256:
         raise ValueError(f"{src}: sha256 {digest} is not the MD-Lite checkpoint {WEIGHTS_SHA256}")
     model = load_checkpoint(src, decode_in_graph=False)

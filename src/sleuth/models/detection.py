@@ -7,7 +7,7 @@ No torch here: this runs in the serving path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +21,15 @@ __all__ = [
     "DetectionResult",
     "PreparedImage",
     "as_decoded",
+    "cxcywh_to_xyxy",
     "iou_matrix",
     "nms",
     "batched_nms",
     "xyxy_to_norm_xywh",
     "norm_xywh_to_xyxy",
+    "run_grouped",
+    "yolox_boxes",
+    "yolox_grid",
 ]
 
 #: MegaDetector category ids -> names.
@@ -71,6 +75,18 @@ class DetectionResult:
     truncated: bool = False
     exif: ExifInfo = field(default_factory=ExifInfo)
     model: str = ""
+
+    @classmethod
+    def from_prepared(cls, prepared: PreparedImage, detections: list[Detection], model: str) -> DetectionResult:
+        """The result for one prepared image (its original size, truncation flag and EXIF)."""
+        return cls(
+            width=prepared.width,
+            height=prepared.height,
+            detections=detections,
+            truncated=prepared.truncated,
+            exif=prepared.exif,
+            model=model,
+        )
 
     @property
     def max_conf(self) -> float:
@@ -197,6 +213,59 @@ def norm_xywh_to_xyxy(boxes: Sequence[Sequence[float]] | np.ndarray) -> np.ndarr
     """Normalised ``[x, y, w, h]`` -> normalised ``[x1, y1, x2, y2]``."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """``[cx, cy, w, h]`` -> ``[x1, y1, x2, y2]`` (float64)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
+
+
+def yolox_grid(height: int, width: int, strides: Sequence[int] = (8, 16, 32)) -> np.ndarray:
+    """``[A, 3]`` float32 = ``gx, gy, stride`` per anchor row of a YOLOX head on a ``height x width`` input.
+
+    Rows in level order (stride 8, 16, 32), row-major within a level, as the head flattens them.
+    """
+    parts = []
+    for s in strides:
+        ys, xs = np.meshgrid(np.arange(height // s), np.arange(width // s), indexing="ij")
+        parts.append(np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, s)], 1))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def yolox_boxes(reg: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """YOLOX box decode: raw ``(dx, dy, log w, log h)`` rows (``[..., A, 4]``) -> ``cx, cy, w, h`` in input pixels."""
+    out = np.empty_like(reg)
+    out[..., :2] = (reg[..., :2] + grid[:, :2]) * grid[:, 2:]
+    out[..., 2:4] = np.exp(reg[..., 2:4]) * grid[:, 2:]
+    return out
+
+
+def run_grouped(
+    session: Any,
+    input_name: str,
+    tensors: Sequence[np.ndarray],
+    max_batch: int | None = None,
+    transform: Callable[[np.ndarray, tuple[int, ...]], np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """One ORT run per tensor shape (in chunks of ``max_batch``); the first output per tensor, in input order.
+
+    ``transform(y, shape)`` post-processes each run's batched output (e.g. a size-dependent decode).
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    out: list[np.ndarray | None] = [None] * len(tensors)
+    for shape, idx in groups.items():
+        step = max_batch or len(idx)
+        for k in range(0, len(idx), step):
+            chunk = idx[k : k + step]
+            y = session.run(None, {input_name: np.stack([tensors[i] for i in chunk])})[0]
+            if transform is not None:
+                y = transform(y, shape)
+            for j, i in enumerate(chunk):
+                out[i] = y[j]
+    return [o for o in out if o is not None]
 
 
 def make_detections(

@@ -51,8 +51,12 @@ from sleuth.models.detection import (
     DetectionResult,
     PreparedImage,
     as_decoded,
+    cxcywh_to_xyxy,
     make_detections,
     nms,
+    run_grouped,
+    yolox_boxes,
+    yolox_grid,
 )
 from sleuth.pipelines.imaging import DecodedImage
 
@@ -97,15 +101,6 @@ def letterbox_topleft_pil(
     out = np.zeros((h, w, 3), dtype=np.uint8)
     out[:nh, :nw] = fitted
     return out
-
-
-def _grid(h: int, w: int) -> np.ndarray:
-    """``[A, 3]`` = ``gx, gy, stride`` per anchor row of an ``h x w`` input (level order, row-major)."""
-    parts = []
-    for s in STRIDES:
-        ys, xs = np.meshgrid(np.arange(h // s), np.arange(w // s), indexing="ij")
-        parts.append(np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, s)], 1))
-    return np.concatenate(parts).astype(np.float32)
 
 
 class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, DetectionResult]):
@@ -189,39 +184,23 @@ class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
         """One ORT run per input size in the batch; rows grid-decoded to ``cx, cy, w, h, obj, cls``."""
         if self.session is None:
             raise ModelError("mdlite: not loaded")
-        out: list[np.ndarray | None] = [None] * len(inputs)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, p in enumerate(inputs):
-            groups.setdefault(tuple(p.tensor.shape), []).append(i)
-        for shape, idx in groups.items():
-            y = self.session.run(None, {self.input_name: np.stack([inputs[i].tensor for i in idx])})[0]
-            if self.raw_output:
-                y = self._decode_grid(y, shape[1], shape[2])
-            for k, i in enumerate(idx):
-                out[i] = y[k]
-        return [o for o in out if o is not None]
+        decode = self._decode_grid if self.raw_output else None
+        return run_grouped(self.session, self.input_name, [p.tensor for p in inputs], transform=decode)
 
-    def _decode_grid(self, raw: np.ndarray, h: int, w: int) -> np.ndarray:
+    def _decode_grid(self, raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        h, w = shape[1], shape[2]
         g = self._grids.get((h, w))
         if g is None:
-            g = self._grids[(h, w)] = _grid(h, w)
+            g = self._grids[(h, w)] = yolox_grid(h, w, STRIDES)
         if raw.shape[1] != len(g):
             raise ModelError(f"mdlite: {raw.shape[1]} output rows for a {h}x{w} input, expected {len(g)}")
         dec = np.empty_like(raw)
-        dec[..., :2] = (raw[..., :2] + g[:, :2]) * g[:, 2:]
-        dec[..., 2:4] = np.exp(raw[..., 2:4]) * g[:, 2:]
+        dec[..., :4] = yolox_boxes(raw[..., :4], g)
         dec[..., 4:] = raw[..., 4:]
         return dec
 
     def postprocess(self, raw: np.ndarray, prepared: PreparedImage) -> DetectionResult:
-        return DetectionResult(
-            width=prepared.width,
-            height=prepared.height,
-            detections=self.decode(raw, prepared),
-            truncated=prepared.truncated,
-            exif=prepared.exif,
-            model=self.name,
-        )
+        return DetectionResult.from_prepared(prepared, self.decode(raw, prepared), self.name)
 
     # -- helpers -------------------------------------------------------------------------
     def decode(self, raw: np.ndarray, prepared: PreparedImage) -> list[Detection]:
@@ -230,17 +209,8 @@ class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
         sel = np.flatnonzero(scores >= self.conf_threshold)
         if sel.size == 0:
             return []
-        cxcywh = raw[sel, :4].astype(np.float64)
+        xyxy = cxcywh_to_xyxy(raw[sel, :4])
         s = scores[sel]
-        xyxy = np.stack(
-            [
-                cxcywh[:, 0] - cxcywh[:, 2] / 2,
-                cxcywh[:, 1] - cxcywh[:, 3] / 2,
-                cxcywh[:, 0] + cxcywh[:, 2] / 2,
-                cxcywh[:, 1] + cxcywh[:, 3] / 2,
-            ],
-            axis=1,
-        )
         keep = nms(xyxy, s, self.nms_threshold)
         xyxy = xyxy[keep]
         xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - prepared.pad_x) / prepared.ratio_x

@@ -36,7 +36,9 @@ from sleuth.models.detection import (
     PreparedImage,
     as_decoded,
     batched_nms,
+    cxcywh_to_xyxy,
     make_detections,
+    run_grouped,
 )
 from sleuth.pipelines.imaging import DecodedImage
 
@@ -175,27 +177,16 @@ class MegaDetectorOnnx(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
     def predict_batch(self, inputs: Sequence[PreparedImage]) -> list[np.ndarray]:
         if self.session is None:
             raise ModelError(f"{self.name}: not loaded")
-        out: list[np.ndarray] = []
         # Dynamic-shape exports letterbox to per-image sizes: batch only equal shapes together.
-        i = 0
-        while i < len(inputs):
-            j = i + 1
-            limit = self._fixed_batch or self.max_batch_size
-            while j < len(inputs) and j - i < limit and inputs[j].tensor.shape == inputs[i].tensor.shape:
-                j += 1
-            x = np.stack([p.tensor for p in inputs[i:j]])
-            y = self.session.run(None, {self.input_name: x})[0]
-            out.extend(y[k] for k in range(y.shape[0]))
-            i = j
-        return out
+        limit = self._fixed_batch or self.max_batch_size
+        return run_grouped(self.session, self.input_name, [p.tensor for p in inputs], limit)
 
     def postprocess(self, raw: np.ndarray, prepared: PreparedImage) -> DetectionResult:
         cxcywh, scores = decode_yolo_output(raw, self.num_classes, self.output_format)
         cls = scores.argmax(1) if scores.shape[1] else np.zeros(len(scores), dtype=np.int64)
         conf = scores[np.arange(len(cls)), cls] if len(cls) else np.zeros(0, dtype=np.float32)
         sel = np.flatnonzero(conf >= self.conf_threshold)
-        b = cxcywh[sel].astype(np.float64)
-        xyxy = np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
+        xyxy = cxcywh_to_xyxy(cxcywh[sel])
         c, s = cls[sel], conf[sel]
         keep = batched_nms(xyxy, s, c, self.nms_threshold)[: self.max_detections]
         xyxy, c, s = xyxy[keep], c[keep], s[keep]
@@ -203,11 +194,4 @@ class MegaDetectorOnnx(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
         xyxy[:, [1, 3]] = np.clip((xyxy[:, [1, 3]] - prepared.pad_y) / prepared.ratio_y, 0, prepared.height)
         cats = [self.class_to_category.get(int(k), str(int(k) + 1)) for k in c]
         dets = make_detections(xyxy, s, cats, prepared.width, prepared.height, None, [int(k) for k in c])
-        return DetectionResult(
-            width=prepared.width,
-            height=prepared.height,
-            detections=dets,
-            truncated=prepared.truncated,
-            exif=prepared.exif,
-            model=self.name,
-        )
+        return DetectionResult.from_prepared(prepared, dets, self.name)

@@ -40,6 +40,9 @@ from sleuth.models.detection import (
     make_detections,
     nms,
     norm_xywh_to_xyxy,
+    run_grouped,
+    yolox_boxes,
+    yolox_grid,
 )
 from sleuth.pipelines.imaging import DecodedImage
 
@@ -116,16 +119,6 @@ def preprocess_bgr(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray,
     return np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32), r
 
 
-def _grids(size: int) -> tuple[np.ndarray, np.ndarray]:
-    g, s = [], []
-    for stride in STRIDES:
-        n = size // stride
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        g.append(np.stack([xs.ravel(), ys.ravel()], 1))
-        s.append(np.full((n * n, 1), stride))
-    return np.concatenate(g).astype(np.float32), np.concatenate(s).astype(np.float32)
-
-
 class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, DetectionResult]):
     name = "yolox-nano-coco"
     max_batch_size = 1  # the shipped ONNX has a fixed batch dimension of 1
@@ -143,7 +136,7 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
         self.decode_max_side = decode_max_side
         self.session: Any = None
         self.input_name = "images"
-        self._grid, self._stride = _grids(INPUT_SIZE)
+        self._grid = yolox_grid(INPUT_SIZE, INPUT_SIZE, STRIDES)
         self._fixed_batch: int | None = 1
 
     def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
@@ -177,19 +170,13 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
     def predict_batch(self, inputs: Sequence[PreparedImage]) -> list[np.ndarray]:
         if self.session is None:
             raise ModelError("yolox-nano-coco: not loaded")
-        out: list[np.ndarray] = []
-        step = self._fixed_batch or max(1, len(inputs))
-        for i in range(0, len(inputs), step):
-            x = np.stack([p.tensor for p in inputs[i : i + step]])
-            y = self.session.run(None, {self.input_name: x})[0]
-            out.extend(y[k] for k in range(y.shape[0]))
-        return out
+        return run_grouped(self.session, self.input_name, [p.tensor for p in inputs], self._fixed_batch)
 
     def coco_detections(self, raw: np.ndarray, prepared: PreparedImage) -> list[CocoDetection]:
         """All COCO classes, in descending score (the upstream wrapper's output)."""
         o = np.asarray(raw, dtype=np.float32).reshape(-1, 85)
-        xy = (o[:, :2] + self._grid) * self._stride
-        wh = np.exp(o[:, 2:4]) * self._stride
+        cxcywh = yolox_boxes(o[:, :4], self._grid)
+        xy, wh = cxcywh[:, :2], cxcywh[:, 2:]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).astype(np.float64)
         boxes[:, [0, 2]] /= prepared.ratio_x
         boxes[:, [1, 3]] /= prepared.ratio_y
@@ -226,14 +213,7 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
             [d.class_name for d in coco],
             [d.class_id for d in coco],
         )
-        return DetectionResult(
-            width=prepared.width,
-            height=prepared.height,
-            detections=dets,
-            truncated=prepared.truncated,
-            exif=prepared.exif,
-            model=self.name,
-        )
+        return DetectionResult.from_prepared(prepared, dets, self.name)
 
 
 def _match(

@@ -11,7 +11,6 @@ left mouth corner, right mouth corner) as ``(x, y)`` pixels.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
+from sleuth.pipelines.imaging import open_image
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709
@@ -45,25 +45,13 @@ class Face:
 
 def decode_rgb(item: bytes | np.ndarray | Any) -> np.ndarray:
     """bytes / PIL image / HxWx3 uint8 array -> HxWx3 uint8 RGB (EXIF-upright). ValueError if bad."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     if isinstance(item, np.ndarray):
         if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
             raise ValueError("expected an HxWx3 uint8 RGB array")
         return item
-    im: Image.Image
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        if len(item) == 0:
-            raise ValueError("empty image (0 bytes)")
-        try:
-            im = Image.open(io.BytesIO(bytes(item)))
-            im.load()
-        except Exception as exc:  # PIL raises many types for corrupt data
-            raise ValueError(f"cannot decode image: {exc}") from exc
-    elif isinstance(item, Image.Image):
-        im = item
-    else:
-        raise ValueError(f"unsupported image input type {type(item).__name__}")
+    im = open_image(item)
     try:
         im = ImageOps.exif_transpose(im) or im
         rgb = np.asarray(im.convert("RGB"))

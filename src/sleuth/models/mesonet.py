@@ -10,7 +10,6 @@ the ensemble's P(real) is the mean of its members' P(real)).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
+from sleuth.pipelines.imaging import open_image
 
 INPUT_SIZE = 256
 _RESCALE = np.float32(1 / 255)
@@ -34,19 +34,7 @@ def preprocess_face(item: Any) -> np.ndarray:
         im = Image.fromarray(item) if item.shape[:2] != (INPUT_SIZE, INPUT_SIZE) else None
         arr = item
     else:
-        if isinstance(item, (bytes, bytearray, memoryview)):
-            if len(item) == 0:
-                raise ValueError("empty image (0 bytes)")
-            try:
-                im = Image.open(io.BytesIO(bytes(item)))
-                im.load()
-            except Exception as exc:
-                raise ValueError(f"cannot decode image: {exc}") from exc
-        elif isinstance(item, Image.Image):
-            im = item
-        else:
-            raise ValueError(f"unsupported image input type {type(item).__name__}")
-        im = im.convert("RGB")
+        im = open_image(item).convert("RGB")
     if im is not None:
         if im.size != (INPUT_SIZE, INPUT_SIZE):
             im = im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.NEAREST)

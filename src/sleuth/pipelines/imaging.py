@@ -49,6 +49,7 @@ __all__ = [
     "ExifInfo",
     "decode_image",
     "decode_file",
+    "open_image",
 ]
 
 #: Refuse images with more pixels than this (about 89 MP, Pillow's own warning limit; Pillow itself
@@ -341,3 +342,23 @@ def decode_file(path: str, max_side: int | None = None, **kw: Any) -> DecodedIma
     """Read a file and ``decode_image`` it."""
     with open(path, "rb") as f:
         return decode_image(f.read(), max_side, **kw)
+
+
+def open_image(item: Any) -> Image.Image:
+    """Encoded bytes (loaded now) or a PIL image -> PIL image, as is (no EXIF turn, no mode change).
+
+    For models whose upstream reads the file with a plain ``Image.open`` (the deepfake vision
+    models); ValueError with the reason for empty, undecodable or unsupported input.
+    """
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        if len(item) == 0:
+            raise ValueError("empty image (0 bytes)")
+        try:
+            im = Image.open(io.BytesIO(bytes(item)))
+            im.load()
+        except Exception as exc:  # PIL raises many types for corrupt data
+            raise ValueError(f"cannot decode image: {exc}") from exc
+        return im
+    if isinstance(item, Image.Image):
+        return item
+    raise ValueError(f"unsupported image input type {type(item).__name__}")

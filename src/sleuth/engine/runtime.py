@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from collections.abc import Sequence
@@ -38,13 +39,18 @@ def int8_fast_path() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def cpu_flags() -> set[str]:
-    """The x86 feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The x86 feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none).
+
+    Read once per process: ``resolve_precision("auto")`` runs for every API request.
+    """
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
-        return set()
-    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+        return frozenset()
+    lines = (line for line in text.splitlines() if line.startswith("flags"))
+    return frozenset(next((line.split(":", 1)[1].split() for line in lines), []))
 
 
 def resolve_precision(value: str) -> str:

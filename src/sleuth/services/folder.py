@@ -157,8 +157,6 @@ class DetectConfig:
     precision: str | None = None  # MD-Lite int8/fp32 (auto resolved); None = the detector_precision setting
 
     def __post_init__(self) -> None:
-        if self.precision not in (None, "auto", "int8", "fp32"):
-            raise ValueError(f"precision must be auto, int8 or fp32, not {self.precision!r}")
         if self.server is not None:
             if self.precision is not None:
                 raise ValueError("--precision applies to local runs; with --server the server's setting decides")

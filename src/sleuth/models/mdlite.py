@@ -86,11 +86,11 @@ def letterbox_topleft_pil(
     antialiased bicubic, several times faster on the CPU; same size and placement.
     """
     h0, w0 = rgb.shape[:2]
-    if not rect and not fast_resize and min(_contain_size(w0, h0, size)) > 1:
+    nw, nh = _contain_size(w0, h0, size)
+    if not rect and not fast_resize and min(nw, nh) > 1:
         img = Image.fromarray(rgb, "RGB")
         padded = ImageOps.pad(img, (size, size), method=Image.Resampling.BICUBIC, color=None, centering=(0, 0))
         return np.asarray(padded)
-    nw, nh = _contain_size(w0, h0, size)
     if fast_resize:
         interp = cv2.INTER_AREA if nw <= w0 else cv2.INTER_CUBIC
         fitted = rgb if (nw, nh) == (w0, h0) else cv2.resize(rgb, (nw, nh), interpolation=interp)

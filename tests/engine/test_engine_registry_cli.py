@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sleuth.cli_models import app
+from sleuth.cli.models import app
 from sleuth.engine import registry
 from sleuth.engine.base import ModelError
 

@@ -1,101 +1,24 @@
-"""The ``sleuth`` command line."""
+"""``sleuth teams``, ``sleuth keys`` and ``sleuth credits``: accounts, API keys and wallets."""
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
 
-from sleuth import __version__
-from sleuth.settings import get_settings
+from sleuth.cli.common import db as _db
+from sleuth.cli.common import fail as _fail
 
-app = typer.Typer(
-    help="sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams (accounts).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Credits wallet.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(teams_app, name="teams")
-app.add_typer(keys_app, name="keys")
-app.add_typer(credits_app, name="credits")
 
 
-def _mount_optional(module: str, name: str) -> None:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return
-        raise
-    sub = getattr(mod, "app", None)
-    if sub is not None:
-        app.add_typer(sub, name=name)
-    register = getattr(mod, "register", None)
-    if register is not None:
-        register(app)
-
-
-def _db():
-    from sleuth.db.engine import Database
-    from sleuth.db.migrate import upgrade
-
-    settings = get_settings()
-    upgrade(settings)
-    return Database(settings)
-
-
-def _fail(msg: str, code: int = 1) -> None:
-    typer.secho(msg, err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-@app.callback(invoke_without_command=True)
-def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default SLEUTH_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default SLEUTH_PORT).")] = None,
-    workers: Annotated[int, typer.Option(help="HTTP worker processes.")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-) -> None:
-    """Run the HTTP API (runs database migrations first)."""
-    import uvicorn
-
-    from sleuth.db.migrate import upgrade
-
-    settings = get_settings()
-    upgrade(settings)
-    uvicorn.run(
-        "sleuth.api.app:serve_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=log_level,
-    )
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Apply database migrations."""
-    from sleuth.db.migrate import current, upgrade
-
-    settings = get_settings()
-    upgrade(settings, revision)
-    typer.echo(f"database at revision {current(settings)}")
+def register(app: typer.Typer) -> None:
+    app.add_typer(teams_app, name="teams")
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(credits_app, name="credits")
 
 
 @teams_app.command("create")
@@ -207,38 +130,3 @@ def credits_balance(team: Annotated[str, typer.Option("--team", help="Team name 
             }
         )
     )
-
-
-@app.command("config")
-def config_show() -> None:
-    """Print every setting, its environment variable and current value."""
-    from sleuth.settings import settings_table
-
-    s = get_settings()
-    for row in settings_table():
-        name = row["env"][len("SLEUTH_") :].lower()
-        typer.echo(f"{row['env']:<28} = {getattr(s, name)!s:<32} {row['description']}")
-
-
-@app.command("sweep")
-def sweep_cmd() -> None:
-    """Delete expired results and media now."""
-    from sleuth.platform.context import Platform
-    from sleuth.platform.expiry import sweep
-
-    p = Platform.create(get_settings())
-    _db()
-    typer.echo(str(sweep(p.db, p.storage)))
-
-
-_mount_optional("sleuth.cli_models", "models")
-_mount_optional("sleuth.cli_jobs", "worker")
-_mount_optional("sleuth.cli_detect", "detect")
-
-
-def main() -> None:
-    app(sys.argv[1:])
-
-
-if __name__ == "__main__":
-    main()

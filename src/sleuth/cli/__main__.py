@@ -1,0 +1,3 @@
+from sleuth.cli.app import main
+
+main()

@@ -1,0 +1,99 @@
+"""The ``sleuth`` command line: the root app, ``serve``, ``db``, ``config`` and ``sweep``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from sleuth import __version__
+from sleuth.cli.common import db as _db
+from sleuth.settings import get_settings
+
+app = typer.Typer(
+    help="sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.callback(invoke_without_command=True)
+def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default SLEUTH_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SLEUTH_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="HTTP worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (runs database migrations first)."""
+    import uvicorn
+
+    from sleuth.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings)
+    uvicorn.run(
+        "sleuth.api.app:serve_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations."""
+    from sleuth.db.migrate import current, upgrade
+
+    settings = get_settings()
+    upgrade(settings, revision)
+    typer.echo(f"database at revision {current(settings)}")
+
+
+@app.command("config")
+def config_show() -> None:
+    """Print every setting, its environment variable and current value."""
+    from sleuth.settings import settings_table
+
+    s = get_settings()
+    for row in settings_table():
+        name = row["env"][len("SLEUTH_") :].lower()
+        typer.echo(f"{row['env']:<28} = {getattr(s, name)!s:<32} {row['description']}")
+
+
+@app.command("sweep")
+def sweep_cmd() -> None:
+    """Delete expired results and media now."""
+    from sleuth.platform.context import Platform
+    from sleuth.platform.expiry import sweep
+
+    p = Platform.create(get_settings())
+    _db()
+    typer.echo(str(sweep(p.db, p.storage)))
+
+
+def _register_subcommands() -> None:
+    from sleuth.cli import accounts, detect, jobs, models
+
+    accounts.register(app)
+    app.add_typer(models.app, name="models")
+    jobs.register(app)
+    detect.register(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    app(sys.argv[1:])

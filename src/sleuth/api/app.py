@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from sleuth import __version__
-from sleuth.api import errors
+from sleuth.api import errors, openapi
 from sleuth.api.limits import BodyLimitMiddleware
+from sleuth.api.routing import canonical_path
 from sleuth.db.migrate import upgrade
 from sleuth.platform.context import Platform
 from sleuth.platform.expiry import Sweeper
@@ -28,7 +29,7 @@ def body_limit_for(settings: Settings):
     mb = 1_000_000
 
     def limit(scope: dict[str, Any]) -> int | None:
-        path: str = scope.get("path", "")
+        path = canonical_path(scope.get("path", ""))
         if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
             return None
         if path.startswith("/detect/batch"):
@@ -84,9 +85,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
 
     from sleuth.api import platform_routes
 
-    app.include_router(platform_routes.router)
+    platform_routes.mount(app)
     for mount in _route_modules():
         mount(app)
+    openapi.install(app)
     return app
 
 

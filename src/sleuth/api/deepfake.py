@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.platform import jobs
 from sleuth.platform.context import Platform
@@ -452,4 +453,4 @@ async def get_batch(uuid: str, principal: Reference, platform: PlatformDep) -> A
 
 def mount(app: FastAPI) -> None:
     # /detect/batch must win over /detect/{uuid}
-    app.include_router(router)
+    routing.mount(app, router, routing.DEEPFAKE)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sleuth.api.routing import DEEPFAKE, family_for_path
 from sleuth.platform.errors import SleuthError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,20 @@ _CODES = {
 }
 
 
-def error_response(err: SleuthError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
+def envelope(err: SleuthError, path: str) -> dict[str, Any]:
+    """The error body for a request path: each family's envelope (described in ``sleuth.api.openapi``).
+
+    Both carry ``success: false``, ``message`` and ``error{status, code, message, field?, ...}``; the deepfake
+    family adds ``item: null``, as Resemble's error bodies have it.
+    """
+    body = err.body()
+    if family_for_path(path) is DEEPFAKE:
+        body["item"] = None
+    return body
+
+
+def error_response(err: SleuthError, path: str = "") -> JSONResponse:
+    return JSONResponse(envelope(err, path), status_code=err.status, headers=err.headers or None)
 
 
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -42,11 +55,11 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SleuthError)
-    async def _sleuth(_req: Request, exc: SleuthError) -> JSONResponse:
-        return error_response(exc)
+    async def _sleuth(req: Request, exc: SleuthError) -> JSONResponse:
+        return error_response(exc, req.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(req: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
         field = _field_of(first.get("loc", ()))
@@ -59,19 +72,19 @@ def install(app: FastAPI) -> None:
             field,
             details={"errors": [{"field": _field_of(e.get("loc", ())), "message": e.get("msg")} for e in errors]},
         )
-        return error_response(err)
+        return error_response(err, req.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
         if exc.status_code == 404 and message == "Not Found":
             message = "Not found"
         err = SleuthError(
             exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=dict(exc.headers or {})
         )
-        return error_response(err)
+        return error_response(err, req.url.path)
 
     @app.exception_handler(Exception)
-    async def _unhandled(_req: Request, exc: Exception) -> JSONResponse:
+    async def _unhandled(req: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(SleuthError(500, "internal_error", "Internal server error"))
+        return error_response(SleuthError(500, "internal_error", "Internal server error"), req.url.path)

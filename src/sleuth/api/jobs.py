@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.wildlife import load_result, parse_options
 from sleuth.db.models import Job, JobItem, utcnow
@@ -216,4 +217,4 @@ async def list_jobs(
 
 
 def mount(app: FastAPI) -> None:
-    app.include_router(router)
+    routing.mount(app, router, routing.WILDLIFE)

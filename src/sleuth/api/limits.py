@@ -33,8 +33,10 @@ class BodyLimitMiddleware:
         self.app = app
         self.limit_for = limit_for
 
-    async def _send_error(self, send: Any, err: SleuthError) -> None:
-        body = json.dumps(err.body()).encode()
+    async def _send_error(self, send: Any, err: SleuthError, path: str) -> None:
+        from sleuth.api.errors import envelope
+
+        body = json.dumps(envelope(err, path)).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -61,10 +63,12 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await self._send_error(send, SleuthError(400, "invalid_request", "Bad Content-Length"))
+                    await self._send_error(
+                        send, SleuthError(400, "invalid_request", "Bad Content-Length"), scope["path"]
+                    )
                     return
                 if declared > limit:
-                    await self._send_error(send, _too_large(limit))
+                    await self._send_error(send, _too_large(limit), scope["path"])
                     return
         state = {"received": 0, "exceeded": False, "started": False}
 
@@ -92,4 +96,4 @@ class BodyLimitMiddleware:
             if not state["exceeded"]:
                 raise
         if state["exceeded"] and not state["started"]:
-            await self._send_error(send, _too_large(limit))
+            await self._send_error(send, _too_large(limit), scope["path"])

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from sleuth.api import routing
 from sleuth.api.deps import PlatformDep, UsageAuth
 from sleuth.platform import credits
 from sleuth.platform.usage import request_counts
 
 router = APIRouter()
+usage_router = APIRouter()  # Animal Detect's /v1/usage: a wildlife route (its aliases too)
 
 
 @router.get("/healthz", tags=["platform"])
@@ -50,7 +52,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-@router.get("/v1/usage", tags=["platform"])
+@usage_router.get("/v1/usage", tags=["platform"])
 async def usage(principal: UsageAuth, platform: PlatformDep) -> dict[str, Any]:
     """Credits, billing, request counts and rate-limit state (Animal Detect's shape)."""
     today, month = await run_in_threadpool(request_counts, platform.db, principal.team_id)
@@ -102,3 +104,8 @@ async def usage(principal: UsageAuth, platform: PlatformDep) -> dict[str, Any]:
         "rate_limit": {"limit": rl.limit, "remaining": rl.remaining, "reset_at": _iso(rl.reset_at)},
         "user_id": principal.team_id,
     }
+
+
+def mount(app: FastAPI) -> None:
+    routing.mount(app, router, routing.PLATFORM)
+    routing.mount(app, usage_router, routing.WILDLIFE)

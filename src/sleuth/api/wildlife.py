@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.db.models import StoredResult, utcnow
 from sleuth.engine.batcher import QueueFullError
@@ -454,4 +455,4 @@ def _models() -> dict[str, Any]:
 
 
 def mount(app: FastAPI) -> None:
-    app.include_router(router)
+    routing.mount(app, router, routing.WILDLIFE)

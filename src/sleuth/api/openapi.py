@@ -1,0 +1,281 @@
+"""How ``/openapi.json`` is produced.
+
+FastAPI describes what it parses itself (path and query parameters, pydantic bodies). sleuth parses most bodies by
+hand (multipart with repeated files, JSON or multipart on one route, streamed uploads), so each operation declares
+the rest next to its route:
+
+- ``openapi_extra=request_body(multipart(...), json_content(...))``: the request body, every field with its type
+  and limits;
+- ``responses=responses(family, {200: schema}, 400, 401, ...)``: every status code the operation returns, the
+  errors with their family's envelope.
+
+:func:`install` then post-processes FastAPI's document: it removes the 422 that FastAPI adds to every operation with
+parameters (sleuth answers validation errors with 400) unless an operation declares it, adds the error envelopes
+and security schemes as components, and marks each alias (see :mod:`sleuth.api.routing`) with ``x-alias-of`` and the
+``aliases`` tag (FastAPI already gives it an operation id of its own).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from sleuth.api.routing import ALIAS_TAG, DEEPFAKE, PLATFORM, WILDLIFE, Family, api_routes
+
+Schema = dict[str, Any]
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Invalid request: a parameter or the body is wrong; `error.field` names it",
+    401: "Missing, malformed, unknown or revoked API key",
+    402: "Not enough credits",
+    403: "Forbidden",
+    404: "Not found, expired, or another team's",
+    409: "Conflict with the resource's state",
+    410: "Gone: expired",
+    413: "Request body or file over its size limit",
+    415: "Unsupported content type",
+    422: "Unprocessable",
+    429: "Rate limit exceeded; see `Retry-After`",
+    500: "Internal error",
+    503: "Overloaded or unavailable; see `Retry-After`",
+}
+
+
+def _error_detail() -> Schema:
+    return {
+        "type": "object",
+        "required": ["status", "code", "message"],
+        "properties": {
+            "status": {"type": "integer", "description": "The HTTP status"},
+            "code": {"type": "string", "description": "Machine-readable code, e.g. `invalid_threshold`"},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "The offending parameter or body field, when there is one"},
+        },
+        "additionalProperties": True,
+    }
+
+
+def envelope_name(family: Family) -> str:
+    return {WILDLIFE.name: "WildlifeError", DEEPFAKE.name: "DeepfakeError"}.get(family.name, "Error")
+
+
+def envelope_schemas() -> dict[str, Schema]:
+    """The error envelopes as OpenAPI components (they must match :func:`sleuth.api.errors.envelope`)."""
+    base: Schema = {
+        "type": "object",
+        "required": ["success", "message", "error"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "message": {"type": "string"},
+            "error": {"$ref": "#/components/schemas/ErrorDetail"},
+        },
+    }
+    deepfake = copy.deepcopy(base)
+    deepfake["required"].append("item")
+    deepfake["properties"]["item"] = {"type": "null", "description": "Always null on an error, as in Resemble's"}
+    return {
+        "ErrorDetail": _error_detail(),
+        "Error": copy.deepcopy(base),
+        "WildlifeError": copy.deepcopy(base),
+        "DeepfakeError": deepfake,
+    }
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def responses(family: Family, ok: Mapping[int, Schema | None] | None = None, *errors: int) -> dict[int | str, Any]:
+    """``responses=`` for a route: success bodies by status, then the error statuses it can return."""
+    out: dict[int | str, Any] = {}
+    for status, schema in (ok or {}).items():
+        entry: dict[str, Any] = {"description": STATUS_TEXT.get(status, "OK")}
+        if schema is not None:
+            entry["content"] = {"application/json": {"schema": schema}}
+        out[status] = entry
+    for status in errors:
+        out[status] = {
+            "description": STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": ref(envelope_name(family))}},
+        }
+    return out
+
+
+# --- request bodies ---------------------------------------------------------------------------------------------
+
+
+def string(description: str = "", **kw: Any) -> Schema:
+    return {"type": "string", "description": description, **kw}
+
+
+def integer(description: str = "", minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Schema:
+    s: Schema = {"type": "integer", "description": description, **kw}
+    if minimum is not None:
+        s["minimum"] = minimum
+    if maximum is not None:
+        s["maximum"] = maximum
+    return s
+
+
+def number(description: str = "", minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Schema:
+    s: Schema = {"type": "number", "description": description, **kw}
+    if minimum is not None:
+        s["minimum"] = minimum
+    if maximum is not None:
+        s["maximum"] = maximum
+    return s
+
+
+def boolean(description: str = "", default: bool | None = None) -> Schema:
+    s: Schema = {"type": "boolean", "description": description}
+    if default is not None:
+        s["default"] = default
+    return s
+
+
+def binary(description: str = "", max_bytes: int | None = None) -> Schema:
+    s: Schema = {"type": "string", "format": "binary", "description": description}
+    if max_bytes is not None:
+        s["maxLength"] = max_bytes
+    return s
+
+
+def array(items: Schema, description: str = "", min_items: int | None = None, max_items: int | None = None) -> Schema:
+    s: Schema = {"type": "array", "items": items, "description": description}
+    if min_items is not None:
+        s["minItems"] = min_items
+    if max_items is not None:
+        s["maxItems"] = max_items
+    return s
+
+
+def obj(properties: Mapping[str, Schema], required: tuple[str, ...] | list[str] = (), **kw: Any) -> Schema:
+    s: Schema = {"type": "object", "properties": dict(properties), **kw}
+    if required:
+        s["required"] = list(required)
+    return s
+
+
+def multipart(properties: Mapping[str, Schema], required: tuple[str, ...] | list[str] = ()) -> dict[str, Schema]:
+    return {"multipart/form-data": {"schema": obj(properties, required)}}
+
+
+def json_content(schema: Schema) -> dict[str, Schema]:
+    return {"application/json": {"schema": schema}}
+
+
+def raw_content(media_types: list[str], description: str = "", max_bytes: int | None = None) -> dict[str, Schema]:
+    return {m: {"schema": binary(description, max_bytes)} for m in media_types}
+
+
+def request_body(*contents: Mapping[str, Schema], required: bool = True, description: str = "") -> dict[str, Any]:
+    """``openapi_extra=`` for a route whose body sleuth parses itself (one media type per ``contents`` entry)."""
+    content: dict[str, Any] = {}
+    for c in contents:
+        content.update(c)
+    body: dict[str, Any] = {"required": required, "content": content}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
+
+
+# --- the document -----------------------------------------------------------------------------------------------
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _declared(app: FastAPI) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for route, path, _prefix in api_routes(app):
+        for m in route.methods or ():
+            out[(path, m.lower())] = {str(k) for k in route.responses}
+    return out
+
+
+def _aliases(app: FastAPI) -> dict[str, str]:
+    return {path: route.path for route, path, prefix in api_routes(app) if prefix is not None}
+
+
+def _drop_undeclared_422(doc: dict[str, Any], declared: dict[tuple[str, str], set[str]]) -> None:
+    for path, item in doc.get("paths", {}).items():
+        for method in _METHODS:
+            op = item.get(method)
+            if op and "422" in op.get("responses", {}) and "422" not in declared.get((path, method), set()):
+                del op["responses"]["422"]
+    schemas = doc.get("components", {}).get("schemas", {})
+    text = repr(doc.get("paths", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        if name in schemas and f"#/components/schemas/{name}'" not in text:
+            del schemas[name]
+
+
+def _mark_aliases(doc: dict[str, Any], aliases: Mapping[str, str]) -> None:
+    for path, item in doc.get("paths", {}).items():
+        canonical = aliases.get(path)
+        if canonical is None:
+            continue
+        for method in _METHODS:
+            op = item.get(method)
+            if not op:
+                continue
+            op["x-alias-of"] = canonical
+            op["tags"] = [ALIAS_TAG]
+            op["summary"] = f"{op.get('summary') or method.upper()} (alias of {method.upper()} {canonical})"
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    _drop_undeclared_422(doc, _declared(app))
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {}).update(envelope_schemas())
+    components.setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <API key>`",
+    }
+    _mark_aliases(doc, _aliases(app))
+    return doc
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+__all__ = [
+    "DEEPFAKE",
+    "PLATFORM",
+    "WILDLIFE",
+    "array",
+    "binary",
+    "boolean",
+    "build",
+    "install",
+    "integer",
+    "json_content",
+    "multipart",
+    "number",
+    "obj",
+    "raw_content",
+    "request_body",
+    "responses",
+    "string",
+]

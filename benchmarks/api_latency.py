@@ -279,9 +279,9 @@ def model_only_seconds(images: Sequence[tuple[str, bytes]], repeats: int, thresh
     ``preprocess`` (untimed) and ``predict_batch`` in chunks of 16.
     """
     from sleuth.engine.registry import get_model
+    from sleuth.media.images import decode_image
     from sleuth.models.classifier import load_coral_pack
     from sleuth.models.yolox_nano import fuse_person_vehicle
-    from sleuth.pipelines.imaging import decode_image
     from sleuth.pipelines.wildlife import crop_box
     from sleuth.services.wildlife import DECODE_MAX_SIDE, PROFILES
     from sleuth.settings import Settings

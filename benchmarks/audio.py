@@ -88,7 +88,8 @@ def bench_ours(model: Any, files: list[Path], frame_length: float) -> tuple[floa
 def bench_torch(net: Any, files: list[Path], frame_length: float) -> tuple[float, list[float]]:
     import torch
 
-    from sleuth.pipelines.audio import chunk_windows, decode_audio, plan_chunks
+    from sleuth.media.audio import decode_audio
+    from sleuth.pipelines.audio import chunk_windows, plan_chunks
 
     audio_s = 0.0
     scores: list[float] = []
@@ -138,7 +139,8 @@ def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 def run_eval(args: argparse.Namespace) -> None:
     """File-level AUC / false alarms for chunking and aggregation choices, per model and ensembles."""
-    from sleuth.pipelines.audio import chunk_windows, decode_audio, fit_window, plan_chunks
+    from sleuth.media.audio import decode_audio, fit_window
+    from sleuth.pipelines.audio import chunk_windows, plan_chunks
 
     recs = _manifest(None)
     labels = np.array([r["label"] for r in recs])

@@ -80,7 +80,7 @@ def bench_model_only(model: Any, items: list[bytes], batch: int) -> float:
 def bench_naive(session: Any, items: list[bytes]) -> float:
     from PIL import Image, ImageOps
 
-    from sleuth.pipelines.imaging import decode_image
+    from sleuth.media.images import decode_image
 
     t = time.perf_counter()
     for b in items:
@@ -92,7 +92,7 @@ def bench_naive(session: Any, items: list[bytes]) -> float:
 
 
 def bench_decode(items: list[bytes]) -> tuple[float, float]:
-    from sleuth.pipelines.imaging import decode_image
+    from sleuth.media.images import decode_image
 
     t = time.perf_counter()
     for b in items:

@@ -69,7 +69,7 @@ def make_reencoded(dest: Path, n: int, side: int) -> None:
     re-encoded at varying quality, EXIF kept."""
     from PIL import Image
 
-    from sleuth.pipelines.imaging import decode_image
+    from sleuth.media.images import decode_image
 
     base = []
     for s in _sources():

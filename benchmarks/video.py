@@ -153,8 +153,7 @@ def main() -> None:
     t_base = best(base, args.repeat)
     print(f"{'image 1080p JPEG':24s} {'sleuth':>12s} {'baseline':>12s} {'ratio':>7s}")
     print(
-        f"{'images per second':24s} {args.images / t_ours:12.2f} {args.images / t_base:12.2f} "
-        f"{t_base / t_ours:6.2f}x"
+        f"{'images per second':24s} {args.images / t_ours:12.2f} {args.images / t_base:12.2f} {t_base / t_ours:6.2f}x"
     )
 
 

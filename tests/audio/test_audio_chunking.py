@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sleuth.media.audio import fit_window
 from sleuth.models.aasist import check_window, p_fake_from_logits
-from sleuth.pipelines.audio import Chunk, chunk_windows, fit_window, plan_chunks, summarize
+from sleuth.pipelines.audio import Chunk, chunk_windows, plan_chunks, summarize
 
 SR = 16000
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from sleuth.convert.aasist import sha256_float32le
-from sleuth.pipelines.audio import decode_audio, fit_window, resample_to
+from sleuth.media.audio import decode_audio, fit_window, resample_to
 
 from .conftest import AUDIO, DATA, golden, needs_data
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sleuth.pipelines.audio import decode_audio, detect_audio, fit_window
+from sleuth.media.audio import decode_audio, fit_window
+from sleuth.pipelines.audio import detect_audio
 
 from .conftest import AUDIO, MODEL_NAMES, audio_manifest, has_espeak, needs_data
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sleuth.convert.aasist import sha256_float32le, sinc_filterbank
-from sleuth.pipelines.audio import decode_audio, fit_window
+from sleuth.media.audio import decode_audio, fit_window
 
 from .conftest import DATA, GOLDEN_KEYS, MODEL_NAMES, golden, needs_data
 

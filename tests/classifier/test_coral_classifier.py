@@ -72,14 +72,9 @@ def test_agreement_with_speciesnet(coral_pack: Any, manifest: dict[str, Any]) ->
         exp, got = parse_label(expected), parse_label(pred[0][0])
         for rank in agree:
             agree[rank] += bool(exp[rank]) and exp[rank] == got[rank]
-        lines.append(
-            f"  {path}: expected {exp['common_name']!r}, got {got['common_name']!r} ({pred[0][1]:.2f})"
-        )
+        lines.append(f"  {path}: expected {exp['common_name']!r}, got {got['common_name']!r} ({pred[0][1]:.2f})")
     n = sum(bool(parse_label(e)["class"]) for _, e, _ in cases)  # crops SpeciesNet calls a taxon
-    print(
-        f"\nCoral vs SpeciesNet top-1 on {n} taxon crops: "
-        + ", ".join(f"{k} {v}/{n}" for k, v in agree.items())
-    )
+    print(f"\nCoral vs SpeciesNet top-1 on {n} taxon crops: " + ", ".join(f"{k} {v}/{n}" for k, v in agree.items()))
     print("\n".join(lines))
     by_path = {p: pred for (p, _, _), pred in zip(cases, preds, strict=True)}
     top = {p: parse_label(pred[0][0]) for p, pred in by_path.items()}

@@ -40,9 +40,7 @@ def _session(path: Path, optimise: bool = True) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def test_imagenet_parity_with_golden(
-    coral_artefacts: dict[str, dict[str, Path]], reference: dict[str, Any]
-) -> None:
+def test_imagenet_parity_with_golden(coral_artefacts: dict[str, dict[str, Path]], reference: dict[str, Any]) -> None:
     sess = _session(coral_artefacts["coral-imagenet"]["onnx"])
     inputs = {i["id"]: i for i in reference["inputs"]}
     worst = 0

@@ -97,9 +97,7 @@ def test_known_imagenet_examples() -> None:
     dog = _fields("coral-imagenet", "German shepherd, German shepherd dog, German police dog, alsatian")
     assert (dog["family"], dog["genus"], dog["species"]) == ("canidae", "canis", "familiaris")
     assert _fields("coral-imagenet", "goldfish, Carassius auratus")["family"] == "cyprinidae"
-    assert (
-        _fields("coral-imagenet", "bald eagle, American eagle, Haliaeetus leucocephalus")["class"] == "aves"
-    )
+    assert _fields("coral-imagenet", "bald eagle, American eagle, Haliaeetus leucocephalus")["class"] == "aves"
 
 
 def test_objects_people_vehicles_are_not_animals() -> None:

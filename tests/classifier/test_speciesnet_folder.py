@@ -16,8 +16,7 @@ from sleuth.models.speciesnet import SpeciesNetFolder
 
 # Real SpeciesNet label strings (google/cameratrapai speciesnet/classifier_test.py, constants.py).
 LABELS = [
-    "55631055-3e0e-4b7a-9612-dedebe9f78b0;mammalia;proboscidea;elephantidae;loxodonta;africana;"
-    "african elephant",
+    "55631055-3e0e-4b7a-9612-dedebe9f78b0;mammalia;proboscidea;elephantidae;loxodonta;africana;african elephant",
     "3d80f1d6-b1df-4966-9ff4-94053c7a902a;mammalia;carnivora;canidae;canis;familiaris;domestic dog",
     "22976d14-d424-4f18-a67a-d8e1689cefcc;mammalia;carnivora;felidae;leopardus;pardalis;ocelot",
     "f1856211-cfb7-4a5b-9158-c0f72fd09ee6;;;;;;blank",

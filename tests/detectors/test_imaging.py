@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sleuth.pipelines.imaging import decode_image
+from sleuth.media.images import decode_image
 
 from .conftest import CT, DATA, MODELS, needs_data
 

@@ -65,9 +65,7 @@ def build_linear_onnx(path: Path, w: np.ndarray, b: np.ndarray) -> Path:
             numpy_helper.from_array(b.astype(np.float32), "b"),
         ],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sleuth-tests"
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sleuth-tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())

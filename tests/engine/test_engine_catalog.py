@@ -407,25 +407,19 @@ def test_two_processes_convert_once(eng: EngineEnv) -> None:
     )
     code = "from sleuth.engine.catalog import ensure; print(ensure('conv')['onnx'])"
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err.decode()
-    assert {o.decode().strip() for o, _ in outs} == {
-        str(eng.cache / "conv" / "1.0" / "converted" / "model.onnx")
-    }
+    assert {o.decode().strip() for o, _ in outs} == {str(eng.cache / "conv" / "1.0" / "converted" / "model.onnx")}
     assert counter.read_text().count("\n") == 1
 
 
 def test_pull_default(eng: EngineEnv) -> None:
     eng.put_mirror("w.bin", W1)
-    eng.write_catalog(
-        toml_entry("d1", [art(mirror="w.bin")], default=True) + toml_entry("d2", [art(mirror="w.bin")])
-    )
+    eng.write_catalog(toml_entry("d1", [art(mirror="w.bin")], default=True) + toml_entry("d2", [art(mirror="w.bin")]))
     got = cat.pull("default", eng.settings)
     assert list(got) == ["d1"]
     assert cat.status("d2", eng.settings) == "available"

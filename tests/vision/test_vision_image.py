@@ -64,9 +64,7 @@ def test_image_results_and_auc(detector, mesonet) -> None:
 def test_image_without_face_is_not_real(detector, mesonet) -> None:
     from sleuth.pipelines.deepfake_vision import analyze_image
 
-    r = analyze_image(
-        (DATA / "models/reference_inputs/synthetic_pattern_256.png").read_bytes(), detector, mesonet
-    )
+    r = analyze_image((DATA / "models/reference_inputs/synthetic_pattern_256.png").read_bytes(), detector, mesonet)
     assert r["label"] == "unknown" and r["score"] is None and r["children"] == []
     assert "no face" in r["description"]
 

@@ -73,9 +73,7 @@ def test_ensemble_is_mean_of_members(mesonet) -> None:
     img = (DATA / "faces/df/df00204.jpg").read_bytes()
     r = mesonet([img])[0]
     assert set(r["logits"]) == {"mesoinception_df", "mesoinception_f2f"}
-    exp = np.mean(
-        [ref["results"][v]["per_input"][0]["p_real"] for v in ("MesoInception_DF", "MesoInception_F2F")]
-    )
+    exp = np.mean([ref["results"][v]["per_input"][0]["p_real"] for v in ("MesoInception_DF", "MesoInception_F2F")])
     assert r["p_real"] == pytest.approx(exp, abs=1e-4)
     assert isinstance(mesonet, MesoNet)
 

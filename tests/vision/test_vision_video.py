@@ -42,7 +42,7 @@ def _expected(fps: float, start: float, limit: float, native: int = 25, n_frames
     ],
 )
 def test_sampling_exact(synth_video: Path, fps, start, end, max_secs) -> None:
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     rep = sample_frames(synth_video, fps=fps, start_region=start, end_region=end, max_video_secs=max_secs)
     s = start or 0.0
@@ -56,7 +56,7 @@ def test_sampling_exact(synth_video: Path, fps, start, end, max_secs) -> None:
 
 
 def test_sampling_counts_and_skipping(synth_video: Path) -> None:
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     rep = sample_frames(synth_video)  # default 2 fps over 10 s
     assert len(rep.frames) == 20
@@ -87,7 +87,7 @@ def test_windows_on_synthetic(synth_video: Path, detector, mesonet) -> None:
 
 
 def test_argument_validation(synth_video: Path) -> None:
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     for kw in ({"fps": 0}, {"start_region": -1}, {"start_region": 5, "end_region": 4}, {"max_video_secs": 0}):
         with pytest.raises(ValueError):
@@ -95,7 +95,7 @@ def test_argument_validation(synth_video: Path) -> None:
 
 
 def test_other_containers(tmp_path: Path) -> None:
-    from sleuth.pipelines.video import has_audio, sample_frames
+    from sleuth.media.video import has_audio, sample_frames
 
     cases = (
         ("a.mkv", "libx264"),
@@ -122,7 +122,7 @@ def _timed(fn, *a, **kw):
 
 
 def test_zero_length_and_garbage(tmp_path: Path) -> None:
-    from sleuth.pipelines.video import has_audio, sample_frames
+    from sleuth.media.video import has_audio, sample_frames
 
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
@@ -137,7 +137,7 @@ def test_zero_length_and_garbage(tmp_path: Path) -> None:
 
 
 def test_audio_only(tmp_path: Path) -> None:
-    from sleuth.pipelines.video import has_audio, sample_frames
+    from sleuth.media.video import has_audio, sample_frames
 
     p = make_audio_only(tmp_path / "tone.m4a")
     assert has_audio(p)
@@ -146,7 +146,7 @@ def test_audio_only(tmp_path: Path) -> None:
 
 
 def test_truncated_mp4(synth_video: Path, tmp_path: Path) -> None:
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     data = synth_video.read_bytes()
     for frac in (0.05, 0.5, 0.9):
@@ -192,7 +192,7 @@ def _movie_timescale(data: bytearray) -> int:
 
 def test_mp4_header_durations_patched(synth_video: Path, tmp_path: Path) -> None:
     """mvhd/mdhd/tkhd rewritten to 10 h (FFmpeg re-derives the stream length from stts)."""
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     data = bytearray(synth_video.read_bytes())
     assert _patch_durations(data, 36000.0) >= 3
@@ -208,7 +208,7 @@ def test_header_claims_ten_hours(tmp_path: Path) -> None:
     """Matroska Duration element patched to 10 h: the demuxer believes it, the sampler must not."""
     import av
 
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     p = make_video(tmp_path / "short.mkv", seconds=10)
     data = bytearray(p.read_bytes())
@@ -230,7 +230,8 @@ def test_header_claims_ten_hours(tmp_path: Path) -> None:
 # -- real clips ------------------------------------------------------------------------------------
 @needs_data
 def test_ffpp_clips_auc(detector, mesonet) -> None:
-    from sleuth.pipelines.video import analyze_video, has_audio
+    from sleuth.media.video import has_audio
+    from sleuth.pipelines.video import analyze_video
 
     files = json.loads((DATA / "video/manifest.json").read_text())["files"]
     pos, neg = [], []
@@ -252,7 +253,7 @@ def test_ffpp_clips_auc(detector, mesonet) -> None:
 
 @needs_data
 def test_copy_of_shared_clip_is_read_only_safe(tmp_path: Path) -> None:
-    from sleuth.pipelines.video import sample_frames
+    from sleuth.media.video import sample_frames
 
     src = DATA / "video/ffpp/Face2Face/750_743.mp4"
     p = tmp_path / "clip.mp4"

@@ -4,7 +4,7 @@ Each item is ONE window of 16 kHz mono audio as float32 in [-1, 1]. The network 
 exactly 64600 samples (4.04 s); :func:`fit_window` makes any window that length the way
 the upstream data loader does: longer -> the first 64600 samples, shorter -> repeated
 (``np.tile``) and cut, never zero-padded. Splitting a recording into windows, decoding and
-resampling live in :mod:`sleuth.pipelines.audio`.
+resampling live in :mod:`sleuth.media.audio`.
 
 Output per item: ``P(fake)`` as a Python float, from the 2 logits ``[spoof, bona fide]``:
 ``P(fake) = softmax(logits)[0] = 1 / (1 + exp(l_bonafide - l_spoof))``.
@@ -20,7 +20,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
-from sleuth.pipelines.audio import NB_SAMP, SAMPLE_RATE, fit_window
+from sleuth.media.audio import NB_SAMP, SAMPLE_RATE, fit_window
 
 __all__ = ["NB_SAMP", "SAMPLE_RATE", "Aasist", "AasistL", "WaveformDetector", "check_window", "fit_window"]
 

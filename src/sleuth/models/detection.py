@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sleuth.pipelines.imaging import DecodedImage, ExifInfo, decode_image
+from sleuth.media.images import DecodedImage, ExifInfo, decode_image
 
 __all__ = [
     "MD_CATEGORIES",

@@ -21,7 +21,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
-from sleuth.pipelines.imaging import open_image
+from sleuth.media.images import open_image
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709

@@ -46,6 +46,7 @@ from PIL import Image, ImageOps
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
+from sleuth.media.images import DecodedImage
 from sleuth.models.detection import (
     Detection,
     DetectionResult,
@@ -58,7 +59,6 @@ from sleuth.models.detection import (
     yolox_boxes,
     yolox_grid,
 )
-from sleuth.pipelines.imaging import DecodedImage
 
 __all__ = ["MegadetectorLite", "letterbox_topleft_pil"]
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
+from sleuth.media.images import DecodedImage
 from sleuth.models.detection import (
     DetectionResult,
     PreparedImage,
@@ -40,7 +41,6 @@ from sleuth.models.detection import (
     make_detections,
     run_grouped,
 )
-from sleuth.pipelines.imaging import DecodedImage
 
 __all__ = ["MegaDetectorOnnx", "letterbox", "decode_yolo_output"]
 

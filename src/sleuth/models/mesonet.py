@@ -18,7 +18,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
-from sleuth.pipelines.imaging import open_image
+from sleuth.media.images import open_image
 
 INPUT_SIZE = 256
 _RESCALE = np.float32(1 / 255)

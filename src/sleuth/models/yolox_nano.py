@@ -30,6 +30,7 @@ import numpy as np
 
 from sleuth.engine.base import Model, ModelError
 from sleuth.engine.runtime import create_session
+from sleuth.media.images import DecodedImage
 from sleuth.models.detection import (
     Detection,
     DetectionResult,
@@ -44,7 +45,6 @@ from sleuth.models.detection import (
     yolox_boxes,
     yolox_grid,
 )
-from sleuth.pipelines.imaging import DecodedImage
 
 __all__ = [
     "COCO_TO_MD",

@@ -62,7 +62,8 @@ def analyze(path: Path, media_type: str, opts: Any) -> dict[str, Any]:
             out["visualization_png"] = heatmap_png(rgb, faces, get_model(IMAGE_MODEL))
         return out
     if media_type == "video":
-        from sleuth.pipelines.video import analyze_video, has_audio
+        from sleuth.media.video import has_audio
+        from sleuth.pipelines.video import analyze_video
 
         fps = DEFAULT_VIDEO_FPS if opts.max_video_fps is None else min(DEFAULT_VIDEO_FPS, opts.max_video_fps)
         kwargs: dict[str, Any] = {}

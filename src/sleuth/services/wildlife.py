@@ -1,7 +1,7 @@
 """Wildlife detection service: profiles, the model path for a batch of images, API-shaped results.
 
 The pure logic lives in ``pipelines.wildlife`` (ensemble, roll-up, geofence) and
-``pipelines.imaging`` (decode); this module decides which models a profile uses, runs
+``media.images`` (decode); this module decides which models a profile uses, runs
 them through the per-model micro-batchers (so sync requests and job items share one
 batcher, interactive lane first) and shapes Animal Detect's result objects.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sleuth.engine.registry import get_batcher
-from sleuth.pipelines.imaging import DecodedImage, decode_image
+from sleuth.media.images import DecodedImage, decode_image
 from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
 
 # Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps

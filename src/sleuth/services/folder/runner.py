@@ -46,7 +46,7 @@ def _encode_jpeg(rgb: Any) -> bytes:
 
 def _video_items(idx: int, f: InputFile, cfg: DetectConfig, meta: _VideoMeta) -> Iterator[WorkItem]:
     """Sampled frames of a video as JPEG work items (the last one flagged). ``meta`` is filled."""
-    from sleuth.pipelines.video import SampledFrame, SampleReport, iter_frames
+    from sleuth.media.video import SampledFrame, SampleReport, iter_frames
 
     prev: WorkItem | None = None
     try:

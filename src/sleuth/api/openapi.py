@@ -116,22 +116,21 @@ def string(description: str = "", **kw: Any) -> Schema:
     return {"type": "string", "description": description, **kw}
 
 
-def integer(description: str = "", minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Schema:
-    s: Schema = {"type": "integer", "description": description, **kw}
+def _bounded(kind: str, description: str, minimum: float | None, maximum: float | None, **kw: Any) -> Schema:
+    s: Schema = {"type": kind, "description": description, **kw}
     if minimum is not None:
         s["minimum"] = minimum
     if maximum is not None:
         s["maximum"] = maximum
     return s
+
+
+def integer(description: str = "", minimum: int | None = None, maximum: int | None = None, **kw: Any) -> Schema:
+    return _bounded("integer", description, minimum, maximum, **kw)
 
 
 def number(description: str = "", minimum: float | None = None, maximum: float | None = None, **kw: Any) -> Schema:
-    s: Schema = {"type": "number", "description": description, **kw}
-    if minimum is not None:
-        s["minimum"] = minimum
-    if maximum is not None:
-        s["maximum"] = maximum
-    return s
+    return _bounded("number", description, minimum, maximum, **kw)
 
 
 def boolean(description: str = "", default: bool | None = None) -> Schema:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from sleuth.api.openapi import AUTH_ATTR
 from sleuth.platform.auth import Principal, authenticate
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
@@ -35,7 +36,8 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 def require(bucket: str) -> Callable[..., object]:
-    """Dependency: authenticate the Bearer key, apply the bucket's rate limit, count the request."""
+    """Dependency: authenticate the API key (``Bearer`` or ``Token token=``), apply the bucket's rate limit,
+    count the request. Routes that use it are described with both security schemes in the OpenAPI."""
 
     async def dep(
         response: Response,
@@ -59,6 +61,7 @@ def require(bucket: str) -> Callable[..., object]:
         await run_in_threadpool(record_request, platform.db, principal.team_id)
         return principal
 
+    setattr(dep, AUTH_ATTR, True)
     return dep
 
 

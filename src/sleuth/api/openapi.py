@@ -9,6 +9,10 @@ the rest next to its route:
 - ``responses=responses(family, {200: schema}, 400, 401, ...)``: every status code the operation returns, the
   errors with their family's envelope.
 
+An operation whose dependencies authenticate an API key (:func:`sleuth.api.deps.require` marks them with
+:data:`AUTH_ATTR`) gets ``security`` with both schemes sleuth accepts, ``Authorization: Bearer <key>`` and
+``Authorization: Token token=<key>`` (Resemble's Node SDK), instead of a plain ``authorization`` header parameter.
+
 :func:`install` then post-processes FastAPI's document: it removes the 422 that FastAPI adds to every operation with
 parameters (sleuth answers validation errors with 400) unless an operation declares it, adds the error envelopes
 and security schemes as components, and marks each alias (see :mod:`sleuth.api.routing`) with ``x-alias-of`` and the
@@ -22,7 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from sleuth.api.routing import ALIAS_TAG, DEEPFAKE, PLATFORM, WILDLIFE, Family, api_routes
 
@@ -186,6 +192,51 @@ def request_body(*contents: Mapping[str, Schema], required: bool = True, descrip
     return {"requestBody": body}
 
 
+# --- security -------------------------------------------------------------------------------------------------
+
+AUTH_ATTR = "sleuth_requires_api_key"  # set on a dependency callable that authenticates an API key
+
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <API key>`"},
+    "token": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Authorization: Token token=<API key>` (the value is the whole header: `Token token=` and "
+        "the key), the form Resemble's Node SDK sends. Either scheme authenticates on every route.",
+    },
+}
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"token": []}]
+
+
+def _uses(dependant: Dependant, attr: str) -> bool:
+    return any(getattr(d.call, attr, False) or _uses(d, attr) for d in dependant.dependencies)
+
+
+def requires_api_key(route: APIRoute) -> bool:
+    return _uses(route.dependant, AUTH_ATTR)
+
+
+def _apply_security(doc: dict[str, Any], app: FastAPI) -> None:
+    for route, path, _prefix in api_routes(app):
+        if not requires_api_key(route):
+            continue
+        for method in route.methods or ():
+            op = doc.get("paths", {}).get(path, {}).get(method.lower())
+            if op is None:
+                continue
+            op["security"] = copy.deepcopy(SECURITY)
+            params = [
+                p
+                for p in op.get("parameters", [])
+                if not (p.get("in") == "header" and p["name"].lower() == "authorization")
+            ]
+            if params:
+                op["parameters"] = params
+            else:
+                op.pop("parameters", None)
+
+
 # --- the document -----------------------------------------------------------------------------------------------
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -241,11 +292,8 @@ def build(app: FastAPI) -> dict[str, Any]:
     _drop_undeclared_422(doc, _declared(app))
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(envelope_schemas())
-    components.setdefault("securitySchemes", {})["bearer"] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "`Authorization: Bearer <API key>`",
-    }
+    components.setdefault("securitySchemes", {}).update(copy.deepcopy(SECURITY_SCHEMES))
+    _apply_security(doc, app)
     _mark_aliases(doc, _aliases(app))
     return doc
 

@@ -92,14 +92,42 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
         return k
 
 
+AUTH_FORMS = "'Bearer <API key>' or 'Token token=<API key>'"
+
+
+def key_from_header(authorization: str | None) -> str:
+    """The API key in an ``Authorization`` header, in either of the forms the vendors' clients send.
+
+    * ``Bearer <key>`` (Animal Detect, Resemble's docs, curl examples);
+    * ``Token token=<key>`` (Resemble's Node SDK; also ``token="<key>"`` quoted and further ``, k=v``
+      parameters, as Rails' token authentication reads it) and bare ``Token <key>``.
+
+    The scheme name is case-insensitive. 401 for a missing header, another scheme or an empty key.
+    """
+    if not authorization or not authorization.strip():
+        raise SleuthError(401, "missing_api_key", f"Missing Authorization header (expected {AUTH_FORMS})")
+    scheme, _, rest = authorization.strip().partition(" ")
+    rest = rest.strip()
+    key = ""
+    if scheme.lower() == "bearer":
+        key = rest
+    elif scheme.lower() == "token":
+        first = rest.split(",", 1)[0].strip()
+        name, eq, value = first.partition("=")
+        if eq and name.strip().lower() == "token":
+            key = value.strip()
+            if len(key) >= 2 and key[0] == key[-1] == '"':
+                key = key[1:-1]
+        elif not eq:
+            key = first
+    if not key or any(c.isspace() for c in key):
+        raise SleuthError(401, "invalid_authorization", f"Authorization header must be {AUTH_FORMS}")
+    return key
+
+
 def authenticate(db: Database, authorization: str | None) -> Principal:
-    """Resolve an ``Authorization: Bearer <key>`` header; 401 for missing, invalid or revoked keys."""
-    if not authorization:
-        raise SleuthError(401, "missing_api_key", "Missing Authorization header (expected 'Bearer <API key>')")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise SleuthError(401, "invalid_authorization", "Authorization header must be 'Bearer <API key>'")
+    """Resolve an ``Authorization`` header (:func:`key_from_header`); 401 for missing, invalid or revoked keys."""
+    token = key_from_header(authorization)
     digest = hash_key(token)
     with db.read_session() as s:
         row = s.execute(

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         description="Signs upload URLs; empty = generated once into data_dir/secret_key (set it on multi-node).",
     )
     upload_url_ttl_s: float = Field(default=3600.0, description="Lifetime of an async job's signed upload URL.")
+    media_token_ttl_s: float = Field(
+        default=3600.0,
+        description="Lifetime of a secure upload's single-use media_token (POST /secure_uploads); the file is "
+        "deleted when the token is used or, unused, at the first sweep after it expires.",
+    )
 
     # --- billing and limits ---------------------------------------------------------
     billing_enabled: bool = Field(default=False, description="Charge credits; off = unlimited mode.")

@@ -36,7 +36,7 @@ def body_limit_for(settings: Settings):
             return int(settings.max_batch_upload_mb * mb) + mb  # form overhead
         if path == "/detect" and _is_json(scope):
             return mb  # a JSON body only carries a url and options
-        if path == "/detect" or path.startswith("/detect/"):
+        if path == "/detect" or path.startswith("/detect/") or path == "/secure_uploads":
             return int(settings.max_detect_upload_mb * mb) + mb
         if path.startswith("/v1/uploads/"):
             return None  # the upload route enforces the job's declared size
@@ -120,7 +120,7 @@ def _route_modules() -> list[Any]:
     mounts: list[Any] = []
     import importlib
 
-    for name in ("sleuth.api.wildlife", "sleuth.api.deepfake", "sleuth.api.jobs"):
+    for name in ("sleuth.api.wildlife", "sleuth.api.deepfake", "sleuth.api.uploads", "sleuth.api.jobs"):
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -1,4 +1,8 @@
-"""Deepfake API (Resemble Detect–compatible): /detect, /detect/{uuid}, /detect/batch."""
+"""Deepfake API (Resemble Detect–compatible): /detect, /detect/{uuid}, /detect/batch.
+
+``POST /detect`` takes exactly one of a multipart ``file``, a JSON ``url`` or a ``media_token`` from
+``POST /secure_uploads`` (:mod:`sleuth.api.uploads`), which it uses up.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
-from sleuth.platform import jobs
+from sleuth.platform import jobs, secure_uploads
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
 from sleuth.platform.errors import SleuthError, bad_request
@@ -89,10 +93,6 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
     for name, why in UNSUPPORTED_FLAGS.items():
         if name in fields and _bool(name, fields[name], False):
             raise SleuthError(400, "unsupported_option", f"{name}=true is not supported: {why}", name)
-    if fields.get("media_token"):
-        raise SleuthError(
-            400, "unsupported_option", "media_token is not supported: upload the file or give a url", "media_token"
-        )
     model_types = fields.get("model_types")
     if model_types not in (None, "", "image"):
         raise SleuthError(
@@ -176,6 +176,9 @@ class _Staged:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+Staged = _Staged  # POST /secure_uploads (api/uploads.py) stages a file by the same rules
 
 
 def _create(
@@ -284,7 +287,20 @@ def _base_url(request: Request, platform: Platform) -> str:
     return platform.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
 
 
-@router.post("/detect", summary="Create a deepfake detection (file upload or URL)")
+def _create_from_token(
+    platform: Platform, team_id: str, token: object, staged: _Staged, opts: svc.DetectOptions, callback: str | None
+) -> list[str]:
+    """A detect of a secure upload: the token is used up only if the detect is created (402 etc. keep it)."""
+    with secure_uploads.consume(platform, team_id, token) as media, open(media.path, "rb") as f:
+        staged.add_stream(media.filename, f, int(platform.settings.max_detect_upload_mb * 1e6))
+        _job_id, ids = _create(platform, team_id, staged, opts, callback, batch=False, lane="interactive")
+    return ids
+
+
+ONE_INPUT = "Provide exactly one of: multipart 'file', JSON 'url', or 'media_token' (from POST /secure_uploads)"
+
+
+@router.post("/detect", summary="Create a deepfake detection (file upload, URL or media_token)")
 async def create_detect(
     request: Request,
     principal: Inference,
@@ -293,40 +309,59 @@ async def create_detect(
 ) -> Any:
     ctype = request.headers.get("content-type", "")
     staged = _Staged()
+    ids: list[str] | None = None
     try:
         if ctype.startswith("application/json"):
             body = await json_object(request, empty={})
             opts, callback = await run_in_threadpool(parse_options, body, batch=False, platform=platform)
-            url = body.get("url")
-            if not url or not isinstance(url, str):
-                raise bad_request("Provide exactly one of: multipart 'file' or JSON 'url'", "url")
-            fetched = await run_in_threadpool(
-                fetch,
-                url,
-                max_bytes=int(platform.settings.max_detect_upload_mb * 1e6),
-                timeout=platform.settings.url_fetch_timeout_s,
-                allow_hosts=allow_hosts_from(platform.settings.url_allow_private),
-            )
-            name = safe_name(url.split("#", 1)[0].rsplit("/", 1)[-1].split("?")[0], "download")
-            import io
+            url, token = body.get("url"), body.get("media_token")
+            if token is not None and url:
+                raise bad_request(ONE_INPUT, "media_token")
+            if token is not None:
+                ids = await run_in_threadpool(
+                    _create_from_token, platform, principal.team_id, token, staged, opts, callback
+                )
+            elif not url or not isinstance(url, str):
+                raise bad_request(ONE_INPUT, "url")
+            else:
+                fetched = await run_in_threadpool(
+                    fetch,
+                    url,
+                    max_bytes=int(platform.settings.max_detect_upload_mb * 1e6),
+                    timeout=platform.settings.url_fetch_timeout_s,
+                    allow_hosts=allow_hosts_from(platform.settings.url_allow_private),
+                )
+                name = safe_name(url.split("#", 1)[0].rsplit("/", 1)[-1].split("?")[0], "download")
+                import io
 
-            await run_in_threadpool(staged.add_stream, name, io.BytesIO(fetched.content), len(fetched.content))
+                await run_in_threadpool(staged.add_stream, name, io.BytesIO(fetched.content), len(fetched.content))
         else:
             form = await request.form(max_files=2)
             fields = _form_fields(form)
             opts, callback = await run_in_threadpool(parse_options, fields, batch=False, platform=platform)
             uploads = [v for k, v in form.multi_items() if isinstance(v, UploadFile)]
-            if len(uploads) != 1 or form.get("file") is None:
-                raise bad_request("Provide exactly one 'file' (or a JSON body with 'url')", "file")
-            up = uploads[0]
-            await run_in_threadpool(
-                staged.add_stream, up.filename or "upload", up.file, int(platform.settings.max_detect_upload_mb * 1e6)
+            token = fields.get("media_token") or None
+            if token is not None and not uploads:
+                ids = await run_in_threadpool(
+                    _create_from_token, platform, principal.team_id, token, staged, opts, callback
+                )
+            else:
+                if len(uploads) != 1 or form.get("file") is None or token is not None:
+                    raise bad_request(ONE_INPUT, "file")
+                up = uploads[0]
+                await run_in_threadpool(
+                    staged.add_stream,
+                    up.filename or "upload",
+                    up.file,
+                    int(platform.settings.max_detect_upload_mb * 1e6),
+                )
+        if ids is None:
+            _job_id, ids = await run_in_threadpool(
+                _create, platform, principal.team_id, staged, opts, callback, batch=False, lane="interactive"
             )
-        _job_id, ids = await run_in_threadpool(
-            _create, platform, principal.team_id, staged, opts, callback, batch=False, lane="interactive"
-        )
     finally:
         staged.cleanup()
+    assert ids is not None
     if prefer and "wait" in prefer.lower():
         await _wait_for(platform, principal.team_id, ids[0])
     item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, ids[0])
@@ -392,6 +427,10 @@ async def create_batch(
     form = await request.form(max_files=MAX_BATCH_FILES + 1)
     fields = _form_fields(form)
     opts, callback = await run_in_threadpool(parse_options, fields, batch=True, platform=platform)
+    if fields.get("media_token"):
+        raise SleuthError(
+            400, "unsupported_option", "media_token is for POST /detect; a batch takes files[] or a zip", "media_token"
+        )
     multi = [v for k, v in form.multi_items() if k in ("files[]", "files") and isinstance(v, UploadFile)]
     single = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
     if multi and single:

@@ -207,3 +207,22 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SecureUpload(Base):
+    """A file stored by ``POST /secure_uploads`` until its single-use ``media_token`` is used or expires.
+
+    ``claimed_at`` is set while a request is using the token (so a concurrent second use is refused) and cleared
+    if that request fails; a used token's row and file are deleted. Expired rows and files go at the sweep.
+    """
+
+    __tablename__ = "secure_uploads"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(400), default="")
+    media_type: Mapped[str] = mapped_column(String(16), default="")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_key: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from sleuth.db.engine import Database
 from sleuth.db.models import StoredObject, StoredResult, utcnow
+from sleuth.platform import secure_uploads
 from sleuth.platform.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class SweepReport:
     results: int = 0
     objects: int = 0
     jobs: int = 0
+    uploads: int = 0  # expired secure uploads (their media_token never used)
 
 
 _extra_sweepers: list = []  # callables(db, storage, now) -> int, registered by the job platform
@@ -44,6 +46,7 @@ def sweep(db: Database, storage: Storage, now: datetime | None = None) -> SweepR
     with db.session() as s:
         res = s.execute(delete(StoredResult).where(StoredResult.expires_at <= now))
         report.results = int(res.rowcount or 0)  # type: ignore[attr-defined]
+    report.uploads = secure_uploads.sweep(db, storage, now)
     for fn in _extra_sweepers:
         report.jobs += int(fn(db, storage, now) or 0)
     return report
@@ -68,7 +71,7 @@ class Sweeper(threading.Thread):
         while not self._stop_event.wait(self.interval):
             try:
                 r = sweep(self.db, self.storage)
-                if r.objects or r.results or r.jobs:
+                if r.objects or r.results or r.jobs or r.uploads:
                     log.info("expiry sweep: %s", r)
             except Exception:  # keep sweeping next time
                 log.exception("expiry sweep failed")

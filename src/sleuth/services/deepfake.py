@@ -22,6 +22,7 @@ from sleuth.platform import jobs
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
 from sleuth.platform.expiry import register_sweeper, track_object
+from sleuth.services import resemble_types
 
 log = logging.getLogger(__name__)
 KIND = "deepfake"
@@ -120,7 +121,7 @@ def item_view(item: JobItem, job: Job, base_url: str = "") -> dict[str, Any]:
         view["error_message"] = item.error
     if result.get("notes"):
         view["notes"] = result["notes"]
-    return view
+    return resemble_types.conform(view)
 
 
 def batch_view(job: Job, item_ids: list[str]) -> dict[str, Any]:
@@ -216,6 +217,10 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
     try:
         opts = DetectOptions(**{k: v for k, v in job.options.items() if k in DetectOptions.__dataclass_fields__})
         result = deepfake_analysis.analyze(path, item.media_type, opts)
+        if result.get("duration") is None and item.media_type in ("audio", "video"):
+            probed = probe_duration(path)  # e.g. a video without an audio track: the container's duration
+            if probed:
+                result["duration"] = round(probed, 3)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -86,3 +86,52 @@ def test_openapi_marks_aliases_and_has_no_undeclared_422(client):
     assert "HTTPValidationError" not in schemas
     assert schemas["DeepfakeError"]["properties"]["item"]["type"] == "null"
     assert "item" not in schemas["WildlifeError"]["properties"]
+
+
+# the paths the vendors' clients build: Resemble's Node SDK calls `<base>v2/<path>` with a base ending in `/api/`
+# (its default) or not; Animal Detect's docs show `/api/v1/...` beside `/v1/...`
+SDK_CALLS = [("post", "secure_uploads"), ("post", "detect"), ("get", "detect/{uuid}")]
+
+
+def test_every_path_the_clients_call_is_served(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for base in ("/api/", "/"):
+        for method, path in SDK_CALLS:
+            assert method in paths.get(f"{base}v2/{path}", {}), (method, base, path)
+    for path in ("batch-detect", "detect", "detect-url", "detect/{result_id}", "usage", "jobs", "jobs/{job_id}"):
+        assert f"/api/v1/{path}" in paths and f"/v1/{path}" in paths, path
+
+
+def test_openapi_declares_both_auth_schemes_on_every_authenticated_operation(client):
+    doc = client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "description": schemes["bearer"]["description"]}
+    assert schemes["token"]["type"] == "apiKey" and schemes["token"]["in"] == "header"
+    assert schemes["token"]["name"] == "Authorization" and "Token token=" in schemes["token"]["description"]
+    secured = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            params = [p["name"].lower() for p in op.get("parameters", []) if p["in"] == "header"]
+            assert "authorization" not in params, (method, path)
+            if path in ("/healthz", "/readyz") or path.endswith("/v1/uploads/{job_id}"):
+                assert "security" not in op, (method, path)  # probes and signed upload URLs take no key
+            else:
+                assert op["security"] == [{"bearer": []}, {"token": []}], (method, path)
+                secured += 1
+    assert secured >= 50
+
+
+def test_secure_uploads_openapi_entry(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    op = paths["/secure_uploads"]["post"]
+    schema = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["file"] and schema["properties"]["file"]["format"] == "binary"
+    assert set(op["responses"]) == {"200", "400", "401", "413", "429"}
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"success", "token", "expires_at"} <= set(ok["required"])
+    assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DeepfakeError"
+    }
+    for alias in ("/api/v2/secure_uploads", "/v2/secure_uploads"):
+        assert paths[alias]["post"]["x-alias-of"] == "/secure_uploads"
+        assert paths[alias]["post"]["requestBody"] == op["requestBody"]

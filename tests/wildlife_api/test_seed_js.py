@@ -1,4 +1,5 @@
-"""The seed page's JavaScript (fetch + FormData) runs unchanged with Node against a live server."""
+"""The seed page's JavaScript (fetch + FormData) runs unchanged with Node against a live server, under both of
+Animal Detect's base paths (``/v1/...`` and the older ``/api/v1/...``)."""
 
 from __future__ import annotations
 
@@ -33,26 +34,33 @@ def test_seed_javascript_example_runs_unchanged(tmp_path, model_cache):
     }
     env.pop("SLEUTH_DATABASE_URL", None)
     key = cli_key(env, "js")
+    results = {}
     with live_server(env) as url:
-        js_env = {
-            **env,
-            "SLEUTH_URL": url,
-            "ANIMAL_DETECT_API_KEY": key,
-            "FIRST_FILE": str(CT / "speciesnet" / "american_black_bear.jpg"),
-            "SECOND_FILE": str(CT / "speciesnet" / "blank.jpg"),
-        }
-        out = subprocess.run(
-            ["node", str(Path(__file__).with_name("seed_batch_detect.mjs"))],
-            env=js_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["status"] == 200, result
-    data = result["data"]
-    assert data["info"]["country_processed"] == "USA" and data["info"]["threshold_applied"] == 0.2
-    first, second = data["results"]
-    assert first["annotations"] and second["annotations"] == []
-    assert first["metadata"]["image_width"] == 2048 and second["metadata"]["file_size"] == 409295
+        # the current base (https://api.animaldetect.com/v1/...) and the old one (.../api/v1/...): only the
+        # part before /v1 changes, as a user switching base URLs would change it
+        for base in (url, url + "/api"):
+            js_env = {
+                **env,
+                "SLEUTH_URL": base,
+                "ANIMAL_DETECT_API_KEY": key,
+                "FIRST_FILE": str(CT / "speciesnet" / "american_black_bear.jpg"),
+                "SECOND_FILE": str(CT / "speciesnet" / "blank.jpg"),
+            }
+            out = subprocess.run(
+                ["node", str(Path(__file__).with_name("seed_batch_detect.mjs"))],
+                env=js_env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert out.returncode == 0, out.stderr
+            results[base] = json.loads(out.stdout.strip().splitlines()[-1])
+    for base, result in results.items():
+        assert result["status"] == 200, (base, result)
+        data = result["data"]
+        assert data["info"]["country_processed"] == "USA" and data["info"]["threshold_applied"] == 0.2
+        first, second = data["results"]
+        assert first["annotations"] and second["annotations"] == []
+        assert first["metadata"]["image_width"] == 2048 and second["metadata"]["file_size"] == 409295
+    current, old = (r["data"]["results"] for r in results.values())
+    assert [r["annotations"] for r in current] == [r["annotations"] for r in old]  # the same answer on both bases

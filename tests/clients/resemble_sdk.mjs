@@ -24,9 +24,9 @@ async function settle(uuid) {
 }
 
 const media = {
-  audio: { file: process.env.AUDIO, opts: { frame_length: 2 } },
-  image: { file: process.env.IMAGE, opts: {} },
-  video: { file: process.env.VIDEO, opts: { max_video_secs: 2, frame_length: 1 } },
+  audio: { file: process.env.AUDIO, opts: { frame_length: 2, visualize: true } },
+  image: { file: process.env.IMAGE, opts: { visualize: true } },
+  video: { file: process.env.VIDEO, opts: { max_video_secs: 2, frame_length: 1, visualize: true } },
 }
 
 if (process.env.SCENARIO === 'short') {

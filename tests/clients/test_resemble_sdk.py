@@ -107,10 +107,17 @@ def _ts_type(name: str) -> str:
     return KIND_TYPES[call]
 
 
-def _type_check(clients: Path, folder: Path, checks: list[tuple[str, Any]], must_fail: list[tuple[str, Any]]) -> str:
+def _type_check(
+    clients: Path,
+    folder: Path,
+    checks: list[tuple[str, Any]],
+    must_fail: list[tuple[str, Any]],
+    strict_nulls: bool = False,
+) -> str:
     dist = (clients / "node_modules" / "@resemble" / "node" / "dist" / "v2").as_posix()
     lines = [
-        f"import type {{ Detection, SecureUploadResponse }} from '{dist}/detection';",
+        "import type { Detection, DetectionMetrics, ImageMetrics, SecureUploadResponse, VideoMetrics }"
+        f" from '{dist}/detection';",
         f"import type {{ ErrorResponseV2, ReadResponseV2, WriteResponseV2 }} from '{dist}/util';",
         # U is inferred from the literal, then must be assignable to T: the declared fields with the declared
         # types are required, while fields the SDK does not declare (sleuth's extras) are allowed
@@ -121,7 +128,7 @@ def _type_check(clients: Path, folder: Path, checks: list[tuple[str, Any]], must
     for ts_type, value in must_fail:
         lines.append("// @ts-expect-error negative control: this body must not type-check")
         lines.append(f"ok<{ts_type}>()({json.dumps(value)});")
-    src = folder / "check.ts"
+    src = folder / ("check_strict.ts" if strict_nulls else "check.ts")
     src.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
         [
@@ -129,10 +136,12 @@ def _type_check(clients: Path, folder: Path, checks: list[tuple[str, Any]], must
             str(clients / "node_modules" / "typescript" / "bin" / "tsc"),
             "--noEmit",
             "--strict",
-            # sleuth answers null for a value it does not have (no face, no visualization); the SDK declares
-            # those optional or plain strings, so nulls are allowed and every non-null value must match
+            # whole answers: sleuth answers null for a value it does not have (the image_metrics of an audio
+            # file, a heatmap without visualize); the SDK declares those optional or plain strings, so nulls are
+            # allowed there and every non-null value must match. The parts each media type must fill are
+            # checked again with strict null checks.
             "--strictNullChecks",
-            "false",
+            "true" if strict_nulls else "false",
             "--module",
             "esnext",
             "--moduleResolution",
@@ -166,6 +175,21 @@ def test_every_response_has_the_types_the_sdk_declares(sdk_run, node_clients, tm
         checks,
         [(READ, wrong_scores), (READ, no_treeview), (READ, number_duration), (READ, numeric_image_score)],
     )
+    assert not errors, errors
+
+
+def test_each_media_types_metrics_are_complete_without_nulls(sdk_run, node_clients, tmp_path):
+    """With ``visualize``, the part each media type fills has every declared field, non-null, of its type."""
+    full, _short = sdk_run
+    parts = {"audio": ("metrics", "DetectionMetrics"), "image": ("image_metrics", "ImageMetrics")}
+    parts["video"] = ("video_metrics", "VideoMetrics")
+    checks = []
+    for kind, (field, ts_type) in parts.items():
+        for how in ("createSync", "detectAndGet", "get_file", "get_url"):
+            checks.append((ts_type, full[f"{kind}.{how}"]["item"][field]))
+    no_image = copy.deepcopy(full["image.get_file"]["item"]["image_metrics"])
+    no_image["image"] = None
+    errors = _type_check(node_clients, tmp_path, checks, [("ImageMetrics", no_image)], strict_nulls=True)
     assert not errors, errors
 
 
@@ -221,15 +245,24 @@ def test_the_fields_the_sdk_types_declare_are_filled(sdk_run):
     assert float(video["duration"]) > 2  # the clip's length, not only the analysed 2 s
 
 
+def _verdict(item: dict[str, Any], field: str) -> dict[str, Any]:
+    part = dict(item[field])
+    assert part.pop("image").endswith(f"/detect/{item['uuid']}/visualization")  # each detect has its own
+    return part
+
+
 def test_the_same_file_gets_the_same_verdict_through_every_intake(sdk_run):
     full, short = sdk_run
     keys = {"audio": "metrics", "image": "image_metrics", "video": "video_metrics"}
     for kind, field in keys.items():
         results = [
-            full[f"{kind}.{how}"]["item"][field] for how in ("createSync", "detectAndGet", "get_file", "get_url")
+            _verdict(full[f"{kind}.{how}"]["item"], field)
+            for how in ("createSync", "detectAndGet", "get_file", "get_url")
         ]
         assert all(r == results[0] for r in results), kind
-    assert short["audio.createSync"]["item"]["metrics"] == full["audio.createSync"]["item"]["metrics"]
+    assert _verdict(short["audio.createSync"]["item"], "metrics") == _verdict(
+        full["audio.createSync"]["item"], "metrics"
+    )
 
 
 def test_bare_base_url_and_errors(sdk_run):

@@ -229,3 +229,17 @@ def test_zero_retention_detect_of_a_secure_upload_keeps_nothing(settings):
         assert item["status"] == "completed" and item["zero_retention_mode"] is True and item["url"] is None
         assert item["file_deleted_at"] and item["image_metrics"]["label"] == "unknown"  # no face in a flat image
         assert not _stored(c, f"uploads/{team}/") and not _stored(c, f"media/{team}/") and not _uploads(c)
+
+
+def test_consume_from_an_object_store_gives_a_temporary_local_copy(settings, monkeypatch):
+    from sleuth.platform import secure_uploads
+
+    with _app(settings) as c:
+        team, key = _key(c)
+        token = _upload(c, key).json()["token"]
+        platform = c.app.state.platform
+        monkeypatch.setattr(platform.storage, "local_path", lambda key: None)  # as S3Storage answers
+        with secure_uploads.consume(platform, team, token) as media:
+            assert media.path.read_bytes() == wav_bytes(1.0) and media.path.suffix == ".wav"
+            assert not str(media.path).startswith(str(settings.storage_dir))
+        assert not media.path.exists() and not _stored(c, "uploads/")

@@ -1,0 +1,493 @@
+"""Wildlife accuracy of the bundled models on the shared camera-trap set: boxes and labels.
+
+Scores what a user of ``POST /v1/batch-detect`` gets (``services.wildlife.run_images``, the ``default``
+profile unless ``--profile``) on every decodable image of ``../shared/data/camera_traps``:
+
+* **Detection**, per set and per category, at IoU >= 0.5 (one-to-one, best score first) against the
+  reference boxes: the ``speciesnet/`` set's MDv5a boxes with conf >= 0.2 (its boxes between 0.01 and 0.2 are
+  "don't care": a box on one is neither found nor false), every box of the other sets. A *false box* is an
+  annotation that matches no reference box; false boxes on the blank images are counted separately.
+* **Recall at an equal number of false boxes on the blanks**: a calibration changes what a threshold means,
+  so detectors are also compared at the lowest threshold (>= 0.01) that leaves at most *k* false boxes on the
+  blank images (from a detector-only run at 0.01, ``/v1/batch-filter``'s path).
+* **Labels**, per taxonomic rank, on the annotations that match a reference animal box: how often a label at
+  that rank or finer is given (coverage, over the found animal boxes) and how often a label reported at that
+  rank is right (precision). Truth is the image's label with its taxonomy below (``TRUTH``); a rank the truth
+  does not know (e.g. which fox) makes a label at that rank *unverifiable*: counted, left out of precision.
+  WordNet (the Coral stand-in's taxonomy) and SpeciesNet spell some taxa differently; both spellings count.
+* **Cross-class labels**: an animal label whose taxonomic class is not the truth's (a bird on an elephant),
+  an animal taxon on a person/vehicle box, or human/vehicle on an animal box.
+* **Leave-one-out** figures for what is fitted on this set (see ``--help``): the fitted part is refitted
+  without the held-out part and scored on it.
+
+The set is tiny (about 20 scenes: the five elephant files are one scene, the 14 squirrel frames one camera).
+Read every figure with that in mind. Usage (from the repo root)::
+
+    SLEUTH_MODEL_MIRROR=../shared/data/models python benchmarks/accuracy.py [--threshold 0.2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CT = DATA / "camera_traps"
+
+IOU = 0.5
+REF_CONF = 0.2  # speciesnet/ MDv5a reference boxes kept as truth
+RANKS = ("species", "genus", "family", "order", "class")
+_FIELD = {"class": 0, "order": 1, "family": 2, "genus": 3, "species": 4}
+
+# Truth per image label: class, order, family, genus, species epithet; a set lists accepted spellings
+# (SpeciesNet / WordNet), None = not known from the data (animl "fox" may be grey or kit fox, etc.).
+_T = tuple[frozenset[str] | None, ...]
+
+
+def _taxa(*ranks: str | Iterable[str] | None) -> _T:
+    out: list[frozenset[str] | None] = []
+    for r in ranks:
+        if r is None:
+            out.append(None)
+        elif isinstance(r, str):
+            out.append(frozenset({r}))
+        else:
+            out.append(frozenset(r))
+    return tuple(out)
+
+
+_ARTIO = ("cetartiodactyla", "artiodactyla")
+TRUTH: dict[str, _T] = {
+    "african elephant": _taxa("mammalia", "proboscidea", "elephantidae", "loxodonta", "africana"),
+    "american black bear": _taxa("mammalia", "carnivora", "ursidae", ("ursus", "euarctos"), "americanus"),
+    "domestic cattle": _taxa("mammalia", _ARTIO, "bovidae", "bos", "taurus"),
+    "domestic dog": _taxa("mammalia", "carnivora", "canidae", "canis", "familiaris"),
+    "ocelot": _taxa("mammalia", "carnivora", "felidae", ("leopardus", "felis"), "pardalis"),
+    "deer": _taxa("mammalia", _ARTIO, "cervidae", None, None),
+    "cougar": _taxa("mammalia", "carnivora", "felidae", ("puma", "felis"), "concolor"),
+    "coyote": _taxa("mammalia", "carnivora", "canidae", "canis", "latrans"),
+    "fox": _taxa("mammalia", "carnivora", "canidae", None, None),
+    "rabbit": _taxa("mammalia", "lagomorpha", "leporidae", None, None),
+    "wolf": _taxa("mammalia", "carnivora", "canidae", "canis", "lupus"),
+    "bobcat": _taxa("mammalia", "carnivora", "felidae", "lynx", "rufus"),
+    "owl": _taxa("aves", "strigiformes", None, None, None),
+    "squirrel": _taxa("mammalia", "rodentia", "sciuridae", None, None),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# matching
+
+
+def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+
+
+def iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
+    """IoU of normalised ``[x, y, w, h]`` boxes: (len(a), len(b))."""
+    A, B = xywh_to_xyxy(a), xywh_to_xyxy(b)
+    iw = np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0])
+    ih = np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    ua = (A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
+    ub = (B[:, 2] - B[:, 0]) * (B[:, 3] - B[:, 1])
+    union = ua[:, None] + ub[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def match(
+    preds: Sequence[Sequence[float]], scores: Sequence[float], truth: Sequence[Sequence[float]], thr: float = IOU
+) -> list[int | None]:
+    """Greedy one-to-one matching, best score first: per prediction the truth index it takes (or None)."""
+    out: list[int | None] = [None] * len(preds)
+    if not len(preds) or not len(truth):
+        return out
+    m = iou(preds, truth)
+    free = set(range(len(truth)))
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        cands = [(m[i, j], j) for j in free if m[i, j] >= thr]
+        if cands:
+            _, j = max(cands)
+            out[int(i)] = j
+            free.discard(j)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class Ref:
+    bbox: list[float]
+    category: str  # animal / person / vehicle
+    care: bool  # False: a low-confidence MDv5a box (neither found nor false)
+
+
+@dataclass
+class Item:
+    path: str
+    set: str
+    kind: str
+    label: str | None
+    refs: list[Ref]
+    data: bytes = b""
+
+    @property
+    def group(self) -> str:
+        """The scene a held-out fold leaves out: the five elephant files are one scene."""
+        name = Path(self.path).name
+        if name.startswith("african_elephants"):
+            return "speciesnet/african_elephants*"
+        if self.set == "pw_ft_squirrels":
+            return "pw_ft_squirrels/*"
+        return self.path
+
+
+def load_items(sets: Sequence[str] | None = None) -> list[Item]:
+    man = json.loads((CT / "manifest.json").read_text())
+    items = []
+    for r in man["images"]:
+        if r["kind"] == "invalid" or (sets and r["set"] not in sets):
+            continue
+        refs = []
+        for b in r.get("boxes") or []:
+            conf = b.get("conf")
+            care = not (r["set"] == "speciesnet" and conf is not None and conf < REF_CONF)
+            refs.append(Ref(list(b["bbox"]), b["category"], care))
+        items.append(Item(r["path"], r["set"], r["kind"], r.get("label"), refs, (CT / r["path"]).read_bytes()))
+    return items
+
+
+# ------------------------------------------------------------------------------------------------
+# scoring
+
+
+@dataclass
+class Box:
+    bbox: list[float]
+    score: float
+    category: int = 1  # 1 animal, 2 person, 3 vehicle
+    label: str = ""  # SpeciesNet 7-field label string ("" = none)
+    source: str = ""
+
+
+@dataclass
+class DetCounts:
+    refs: int = 0
+    found: int = 0
+    right_category: int = 0
+    false: int = 0
+    images: int = 0
+
+    def add(self, o: DetCounts) -> None:
+        for k in ("refs", "found", "right_category", "false", "images"):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+
+
+_CAT = {"animal": 1, "person": 2, "vehicle": 3}
+
+
+def score_boxes(
+    item: Item, boxes: Sequence[Box]
+) -> tuple[DetCounts, dict[str, DetCounts], list[tuple[Box, Ref | None]]]:
+    """Detection counts of one image, per-category counts, and each box with the reference it matched."""
+    c = DetCounts(images=1)
+    per_cat: dict[str, DetCounts] = {}
+    cared = [r for r in item.refs if r.care]
+    dont = [r for r in item.refs if not r.care]
+    m = match([b.bbox for b in boxes], [b.score for b in boxes], [r.bbox for r in cared])
+    c.refs = len(cared)
+    for r in cared:
+        per_cat.setdefault(r.category, DetCounts()).refs += 1
+    pairs: list[tuple[Box, Ref | None]] = []
+    unmatched = [k for k, j in enumerate(m) if j is None]
+    m_dont = match([boxes[k].bbox for k in unmatched], [boxes[k].score for k in unmatched], [r.bbox for r in dont])
+    dont_of = {k: dont[j] for k, j in zip(unmatched, m_dont, strict=True) if j is not None}
+    for k, (b, j) in enumerate(zip(boxes, m, strict=True)):
+        if j is not None:
+            r = cared[j]
+            c.found += 1
+            pc = per_cat[r.category]
+            pc.found += 1
+            if b.category == _CAT[r.category]:
+                c.right_category += 1
+                pc.right_category += 1
+            pairs.append((b, r))
+        elif k in dont_of:
+            pairs.append((b, dont_of[k]))
+        else:
+            c.false += 1
+            pairs.append((b, None))
+    return c, per_cat, pairs
+
+
+@dataclass
+class LabelCounts:
+    given: dict[str, int] = field(default_factory=dict)  # labels reported at exactly this rank
+    right: dict[str, int] = field(default_factory=dict)
+    unverifiable: dict[str, int] = field(default_factory=dict)
+    at_or_finer: dict[str, int] = field(default_factory=dict)  # coverage numerator
+    right_at_or_finer: dict[str, int] = field(default_factory=dict)  # right labels at this rank or finer
+    animal_boxes: int = 0  # found reference animal boxes (coverage denominator)
+    coarse: dict[str, int] = field(default_factory=dict)  # kingdom "animal" / no label / human / vehicle
+    cross_class: list[str] = field(default_factory=list)
+
+
+def label_verdict(label: str, truth: _T) -> tuple[str, bool | None]:
+    """(rank, right) of an animal-taxon label string against the truth; right = None if unverifiable."""
+    from sleuth.pipelines.taxonomy import parse_label
+
+    lab = parse_label(label)
+    rank = lab.rank
+    if rank not in _FIELD:
+        return rank, None
+    depth = _FIELD[rank]
+    for level in RANKS[::-1][: depth + 1]:  # class .. rank
+        want = truth[_FIELD[level]]
+        got = lab.taxa[_FIELD[level]]
+        if want is None:
+            if level == rank:
+                return rank, None
+            continue
+        if got and got not in want:
+            return rank, False
+    return rank, True
+
+
+def score_labels(item: Item, pairs: Sequence[tuple[Box, Ref | None]], lc: LabelCounts) -> None:
+    from sleuth.pipelines.taxonomy import parse_label
+
+    truth = TRUTH.get(item.label or "")
+    for b, ref in pairs:
+        if ref is None or not b.label:
+            continue
+        lab = parse_label(b.label)
+        name = Path(item.path).name
+        if ref.category != "animal":
+            if lab.is_taxon and not lab.is_human and not lab.is_animal_kingdom:
+                lc.cross_class.append(f"{name}: {ref.category} box labelled {lab.common!r}")
+            continue
+        if not ref.care:
+            continue
+        lc.animal_boxes += 1
+        if lab.is_human or lab.is_vehicle:
+            lc.coarse["human/vehicle"] = lc.coarse.get("human/vehicle", 0) + 1
+            lc.cross_class.append(f"{name}: animal box labelled {lab.common!r}")
+            continue
+        if not lab.is_taxon or lab.is_animal_kingdom:
+            key = "animal" if lab.is_animal_kingdom else (lab.rank or "none")
+            lc.coarse[key] = lc.coarse.get(key, 0) + 1
+            continue
+        if truth is None:
+            continue
+        rank, right = label_verdict(b.label, truth)
+        if truth[0] is not None and lab.taxa[0] and lab.taxa[0] not in truth[0]:
+            lc.cross_class.append(f"{name}: {item.label} labelled {lab.common!r} ({lab.taxa[0]})")
+        lc.given[rank] = lc.given.get(rank, 0) + 1
+        if right is None:
+            lc.unverifiable[rank] = lc.unverifiable.get(rank, 0) + 1
+        elif right:
+            lc.right[rank] = lc.right.get(rank, 0) + 1
+        for r in RANKS[RANKS.index(rank) :]:
+            lc.at_or_finer[r] = lc.at_or_finer.get(r, 0) + 1
+            if right:
+                lc.right_at_or_finer[r] = lc.right_at_or_finer.get(r, 0) + 1
+
+
+# ------------------------------------------------------------------------------------------------
+# running the service
+
+
+def run_service(
+    items: Sequence[Item], threshold: float, profile_name: str, *, detector_only: bool = False, **opts: Any
+) -> list[list[Box]]:
+    from sleuth.pipelines.wildlife import ImageOptions
+    from sleuth.services import wildlife as svc
+
+    profile = svc.resolve_profile(profile_name, detector_only)
+    options = ImageOptions(threshold=threshold, **opts)
+    out: list[list[Box]] = []
+    for start in range(0, len(items), 10):  # batch-detect takes 1-10 images
+        chunk = items[start : start + 10]
+        outcomes = svc.run_images(
+            [svc.ImageInput(Path(i.path).name, i.data) for i in chunk], options, profile, detector_only=detector_only
+        )
+        for o in outcomes:
+            if o.error is not None:
+                raise RuntimeError(f"{o.filename}: {o.error}")
+            if detector_only:
+                out.append([Box(list(d["bbox"]), float(d["score"]), int(d["category"])) for d in o.detections])
+            else:
+                out.append(
+                    [
+                        Box(list(a.bbox), float(a.score), int(a.category), a.label_string, a.source)
+                        for a in o.annotations
+                    ]
+                )
+    return out
+
+
+@dataclass
+class Report:
+    per_set: dict[str, DetCounts]
+    per_cat: dict[str, DetCounts]
+    blank_false: int
+    blank_images: int
+    labels: LabelCounts
+
+
+def evaluate(items: Sequence[Item], boxes: Sequence[Sequence[Box]]) -> Report:
+    per_set: dict[str, DetCounts] = {}
+    per_cat: dict[str, DetCounts] = {}
+    blank_false = blank_images = 0
+    lc = LabelCounts()
+    for item, bs in zip(items, boxes, strict=True):
+        if item.kind == "blank":
+            c, _, _ = score_boxes(item, bs)
+            blank_false += c.false
+            blank_images += 1
+            continue
+        c, pc, pairs = score_boxes(item, bs)
+        per_set.setdefault(item.set, DetCounts()).add(c)
+        for k, v in pc.items():
+            per_cat.setdefault(k, DetCounts()).add(v)
+        score_labels(item, pairs, lc)
+    return Report(per_set, per_cat, blank_false, blank_images, lc)
+
+
+def recall_at_blank_false(
+    items: Sequence[Item], boxes: Sequence[Sequence[Box]], ks: Sequence[int] = (0, 1, 2, 4)
+) -> list[tuple[int, float, int, int, int]]:
+    """Per k: (k, threshold, found, refs, false boxes on non-blank images) at the lowest threshold >= 0.01
+    leaving at most k false boxes on the blanks."""
+    blank_scores: list[float] = []
+    for item, bs in zip(items, boxes, strict=True):
+        if item.kind == "blank":
+            _, _, pairs = score_boxes(item, bs)
+            blank_scores += [b.score for b, r in pairs if r is None]
+    blank_scores.sort(reverse=True)
+    out = []
+    for k in ks:
+        thr = 0.01 if len(blank_scores) <= k else float(np.nextafter(blank_scores[k], 2.0))
+        thr = max(thr, 0.01)
+        rep = evaluate(items, [[b for b in bs if b.score >= thr] for bs in boxes])
+        tot = DetCounts()
+        for v in rep.per_set.values():
+            tot.add(v)
+        out.append((k, thr, tot.found, tot.refs, tot.false))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# printing
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{n}/{d} = {n / d:.3f}" if d else "-"
+
+
+def format_report(rep: Report, threshold: float, title: str) -> list[str]:
+    lines = [f"### {title}", "", f"Detection at threshold {threshold} (IoU >= {IOU})", ""]
+    lines += ["| set | images | recall | right category | false boxes | precision |", "|---|---|---|---|---|---|"]
+    tot = DetCounts()
+    for name in sorted(rep.per_set):
+        c = rep.per_set[name]
+        tot.add(c)
+        lines.append(
+            f"| {name} | {c.images} | {_pct(c.found, c.refs)} | {c.right_category} | {c.false} "
+            f"| {_pct(c.found, c.found + c.false)} |"
+        )
+    lines.append(
+        f"| **all** | {tot.images} | **{_pct(tot.found, tot.refs)}** | {tot.right_category} | {tot.false} "
+        f"| {_pct(tot.found, tot.found + tot.false)} |"
+    )
+    lines.append(f"| blanks | {rep.blank_images} | - | - | **{rep.blank_false}** | - |")
+    lines += ["", "| category | refs | found | right category |", "|---|---|---|---|"]
+    for name in ("animal", "person", "vehicle"):
+        c = rep.per_cat.get(name, DetCounts())
+        lines.append(f"| {name} | {c.refs} | {_pct(c.found, c.refs)} | {_pct(c.right_category, c.refs)} |")
+    lc = rep.labels
+    lines += ["", f"Labels on the {lc.animal_boxes} found animal boxes", ""]
+    lines += [
+        "| rank | coverage (this rank or finer) | right labels, this rank or finer | labels at this rank | right "
+        "| unverifiable | precision |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in RANKS:
+        g, ok, un = lc.given.get(r, 0), lc.right.get(r, 0), lc.unverifiable.get(r, 0)
+        cov = _pct(lc.at_or_finer.get(r, 0), lc.animal_boxes)
+        rcov = _pct(lc.right_at_or_finer.get(r, 0), lc.animal_boxes)
+        lines.append(f"| {r} | {cov} | {rcov} | {g} | {ok} | {un} | {_pct(ok, g - un)} |")
+    coarse = ", ".join(f"{k} {v}" for k, v in sorted(lc.coarse.items())) or "none"
+    lines.append(f"| coarser | {coarse} | | | | | |")
+    lines += ["", f"Cross-class labels: **{len(lc.cross_class)}**"]
+    lines += [f"- {x}" for x in lc.cross_class[:20]]
+    if len(lc.cross_class) > 20:
+        lines.append(f"- ... {len(lc.cross_class) - 20} more")
+    return lines
+
+
+def report_json(rep: Report) -> dict[str, Any]:
+    return {
+        "per_set": {k: vars(v) for k, v in rep.per_set.items()},
+        "per_category": {k: vars(v) for k, v in rep.per_cat.items()},
+        "blank_false": rep.blank_false,
+        "labels": vars(rep.labels),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threshold", type=float, default=0.2)
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--sets", nargs="*", help="only these sets (speciesnet, animl_southwest, pw_ft_squirrels)")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--no-curve", action="store_true", help="skip the recall-at-equal-false-boxes run")
+    ap.add_argument("--verbose", "-v", action="store_true", help="also list every annotation")
+    args = ap.parse_args(argv)
+    if not CT.is_dir():
+        print(f"no shared data at {CT}", file=sys.stderr)
+        return 2
+    items = load_items(args.sets)
+    t0 = time.perf_counter()
+    boxes = run_service(items, args.threshold, args.profile)
+    rep = evaluate(items, boxes)
+    lines = format_report(rep, args.threshold, f"profile {args.profile}")
+    if args.verbose:
+        lines += ["", "Every annotation: image | truth | matched reference | score | label (source)", ""]
+        for item, bs in zip(items, boxes, strict=True):
+            _, _, pairs = score_boxes(item, bs)
+            for b, r in pairs:
+                ref = "false" if r is None else (r.category if r.care else "don't care")
+                name = b.label.split(";")[-1] if b.label else "-"
+                lines.append(f"- {Path(item.path).name} | {item.label} | {ref} | {b.score:.3f} | {name} ({b.source})")
+    out: dict[str, Any] = {"threshold": args.threshold, "profile": args.profile, "report": report_json(rep)}
+    if not args.no_curve:
+        det = run_service(items, 0.01, args.profile, detector_only=True)
+        curve = recall_at_blank_false(items, det)
+        lines += ["", "Recall at an equal number of false boxes on the blanks (detector boxes, `/v1/batch-filter`)", ""]
+        lines += ["| false boxes on blanks <= | threshold | recall | false boxes elsewhere |", "|---|---|---|---|"]
+        for k, thr, found, refs, false in curve:
+            lines.append(f"| {k} | {thr:.3f} | {_pct(found, refs)} | {false} |")
+        out["curve"] = curve
+    lines += ["", f"({len(items)} images, {time.perf_counter() - t0:.0f} s)"]
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -391,6 +391,101 @@ def recall_at_blank_false(
 
 
 # ------------------------------------------------------------------------------------------------
+# score calibration (fitted here, served from the catalog's score_map)
+
+
+def _decoded(items: Sequence[Item]) -> list[Any]:
+    from sleuth.services import wildlife as svc
+
+    return [svc._decode(svc.ImageInput(Path(i.path).name, i.data)) for i in items]
+
+
+def calibration_pairs(items: Sequence[Item], profile_name: str) -> list[tuple[float, float, float, str]]:
+    """(raw detector score, MDv5a reference conf or 0, weight, scene) for every raw box of the primary
+    detector on the ``speciesnet/`` images (their reference lists every MDv5a box down to 0.01). One-to-one
+    matching at IoU >= 0.5, best raw score first; a scene's boxes weigh 1 / (images in the scene), so the
+    five copies of the elephant frame count as one scene."""
+    from sleuth.engine.registry import get_batcher
+    from sleuth.services import wildlife as svc
+
+    profile = svc.resolve_profile(profile_name)
+    sn = [i for i in items if i.set == "speciesnet"]
+    sizes: dict[str, int] = {}
+    for i in sn:
+        sizes[i.group] = sizes.get(i.group, 0) + 1
+    results = get_batcher(profile.detector).run(_decoded(sn))
+    pairs = []
+    for item, res in zip(sn, results, strict=True):
+        dets = list(res.detections)
+        m = match([list(d.bbox) for d in dets], [d.conf for d in dets], [r.bbox for r in item.refs])
+        for d, j in zip(dets, m, strict=True):
+            target = 0.0 if j is None else _ref_conf(item, j)
+            pairs.append((float(d.conf), target, 1.0 / sizes[item.group], item.group))
+    return pairs
+
+
+def _ref_conf(item: Item, j: int) -> float:
+    man = _manifest_boxes()
+    return float(man[item.path][j].get("conf") or 0.0)
+
+
+_MAN: dict[str, list[dict[str, Any]]] = {}
+
+
+def _manifest_boxes() -> dict[str, list[dict[str, Any]]]:
+    if not _MAN:
+        for r in json.loads((CT / "manifest.json").read_text())["images"]:
+            _MAN[r["path"]] = r.get("boxes") or []
+    return _MAN
+
+
+def fit_score_map(pairs: Sequence[tuple[float, float, float, str]], fitted_on: str) -> Any:
+    from sleuth.models.score_map import fit_isotonic
+
+    return fit_isotonic(
+        [p[0] for p in pairs], [p[1] for p in pairs], weights=[p[2] for p in pairs], fitted_on=fitted_on
+    )
+
+
+def loso_calibration(items: Sequence[Item], profile_name: str, threshold: float) -> list[str]:
+    """Leave one speciesnet scene out: refit the map without it, score the held-out scene at ``threshold``."""
+    from sleuth.services import wildlife as svc
+
+    profile = svc.resolve_profile(profile_name, True)
+    pairs = calibration_pairs(items, profile_name)
+    full = fit_score_map(pairs, "all")
+    groups = sorted({p[3] for p in pairs})
+    rows = ["| held-out scene | refs | found, map without it | found, map with it | false boxes (without / with) |"]
+    rows.append("|---|---|---|---|---|")
+    tot = [0, 0, 0, 0, 0]
+    for g in groups:
+        held = [i for i in items if i.set == "speciesnet" and i.group == g]
+        fold = fit_score_map([p for p in pairs if p[3] != g], f"without {g}")
+        counts = []
+        for smap in (fold, full):
+            res = svc.detect_images(profile, _decoded(held), score_map=smap)
+            boxes = [
+                [Box(list(d.bbox), d.conf, int(d.category)) for d in r.detections if d.conf >= threshold] for r in res
+            ]
+            c = DetCounts()
+            for item, bs in zip(held, boxes, strict=True):
+                c.add(score_boxes(item, bs)[0])
+            counts.append(c)
+        a, b = counts
+        rows.append(f"| {g} | {a.refs} | {a.found} | {b.found} | {a.false} / {b.false} |")
+        for k, v in enumerate((a.refs, a.found, b.found, a.false, b.false)):
+            tot[k] += v
+    rows.append(f"| **all** | {tot[0]} | **{_pct(tot[1], tot[0])}** | {_pct(tot[2], tot[0])} | {tot[3]} / {tot[4]} |")
+    return rows
+
+
+def score_map_toml(smap: Any) -> str:
+    xs = ", ".join(f"{v:g}" for v in smap.x)
+    ys = ", ".join(f"{v:.3f}" for v in smap.y)
+    return f'[model.score_map]\nx = [{xs}]\ny = [{ys}]\nfitted_on = "{smap.fitted_on}"'
+
+
+# ------------------------------------------------------------------------------------------------
 # printing
 
 
@@ -456,12 +551,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     ap.add_argument("--no-curve", action="store_true", help="skip the recall-at-equal-false-boxes run")
     ap.add_argument("--verbose", "-v", action="store_true", help="also list every annotation")
+    ap.add_argument(
+        "--fit-score-map",
+        action="store_true",
+        help="fit the primary detector's score map on the speciesnet set's MDv5a confidences and print it (TOML)",
+    )
+    ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-out refits")
     args = ap.parse_args(argv)
     if not CT.is_dir():
         print(f"no shared data at {CT}", file=sys.stderr)
         return 2
     items = load_items(args.sets)
     t0 = time.perf_counter()
+    if args.fit_score_map:
+        from sleuth.services import wildlife as svc
+
+        det = svc.resolve_profile(args.profile).detector
+        pairs = calibration_pairs(items, args.profile)
+        smap = fit_score_map(
+            pairs,
+            f"{det}: isotonic fit of MDv5a reference conf on raw scores, {len(pairs)} boxes of the shared "
+            "speciesnet/ images (benchmarks/accuracy.py --fit-score-map)",
+        )
+        print(score_map_toml(smap))
+        return 0
     boxes = run_service(items, args.threshold, args.profile)
     rep = evaluate(items, boxes)
     lines = format_report(rep, args.threshold, f"profile {args.profile}")
@@ -482,6 +595,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k, thr, found, refs, false in curve:
             lines.append(f"| {k} | {thr:.3f} | {_pct(found, refs)} | {false} |")
         out["curve"] = curve
+    if not args.no_loso and any(i.set == "speciesnet" for i in items):
+        lines += ["", f"Score map, leave one speciesnet scene out (detector boxes at {args.threshold})", ""]
+        lines += loso_calibration(items, args.profile, args.threshold)
     lines += ["", f"({len(items)} images, {time.perf_counter() - t0:.0f} s)"]
     print("\n".join(lines))
     if args.json:

@@ -21,6 +21,7 @@ __all__ = [
     "DetectionResult",
     "PreparedImage",
     "as_decoded",
+    "candidate_threshold",
     "cxcywh_to_xyxy",
     "iou_matrix",
     "nms",
@@ -127,6 +128,15 @@ def as_decoded(item: bytes | bytearray | memoryview | DecodedImage, max_side: in
     if isinstance(item, (bytes, bytearray, memoryview)):
         return decode_image(bytes(item), max_side)
     raise ValueError(f"expected image bytes or a DecodedImage, got {type(item).__name__}")
+
+
+def candidate_threshold(value: object, model: str) -> float:
+    """A catalog entry's ``conf_threshold`` (the model's own candidate cut), checked: a number in [0, 1)."""
+    from sleuth.engine.base import ModelError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ModelError(f"{model}: catalog conf_threshold must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndarray:

@@ -24,7 +24,9 @@ Pipeline (matching zamba 2.7.2 ``MegadetectorLiteYoloX.detect_image``):
 * preprocess: upright RGB -> ``ImageOps.pad(img, (640, 640), BICUBIC, centering=(0, 0))``
   (aspect kept, long side 640, antialiased bicubic, top-left, black padding) -> raw 0..255 float
   CHW (``rect=True``: the same pixels, cropped to the next multiple of 32 below/right of the image);
-* postprocess: ``score = obj * cls``, keep ``score >= conf_threshold``, greedy NMS (IoU > 0.45
+* postprocess: ``score = obj * cls``, keep ``score >= conf_threshold`` (zamba's 0.1 by default; the
+  catalog entries serve 0.005, so that the API's threshold reaches the real scores down to 0.01 after
+  the score map of ``sleuth.models.score_map``), greedy NMS (IoU > 0.45
   suppressed, no +1), boxes divided by ``ratio = min(640 / W, 640 / H)`` and normalised by the
   upright original size; boxes are not clipped.
 
@@ -52,6 +54,7 @@ from sleuth.models.detection import (
     DetectionResult,
     PreparedImage,
     as_decoded,
+    candidate_threshold,
     cxcywh_to_xyxy,
     make_detections,
     nms,
@@ -65,6 +68,7 @@ __all__ = ["MegadetectorLite", "letterbox_topleft_pil"]
 INPUT_SIZE = 640
 STRIDES = (8, 16, 32)
 PRECISIONS = ("int8", "fp32")
+ZAMBA_CONF = 0.1  # zamba's candidate cut (the golden outputs)
 
 
 def _contain_size(w: int, h: int, size: int) -> tuple[int, int]:
@@ -109,7 +113,7 @@ class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
 
     def __init__(
         self,
-        conf_threshold: float = 0.1,
+        conf_threshold: float | None = None,
         nms_threshold: float = 0.45,
         decode_max_side: int | None = INPUT_SIZE,
         rect: bool = True,
@@ -118,7 +122,9 @@ class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
     ) -> None:
         if precision is not None and precision not in PRECISIONS:
             raise ValueError(f"mdlite: precision must be one of {PRECISIONS}, not {precision!r}")
-        self.conf_threshold = conf_threshold
+        # zamba's 0.1 (the golden outputs) unless given, or set by the catalog entry's ``conf_threshold``
+        self.conf_threshold = ZAMBA_CONF if conf_threshold is None else float(conf_threshold)
+        self._conf_given = conf_threshold is not None
         self.nms_threshold = nms_threshold
         self.decode_max_side = decode_max_side
         self.rect = rect
@@ -133,6 +139,8 @@ class MegadetectorLite(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
     def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
         entry = getattr(self, "catalog_entry", None)
         precision = self.precision or (entry.extra.get("precision") if entry is not None else None)
+        if not self._conf_given and entry is not None and "conf_threshold" in entry.extra:
+            self.conf_threshold = candidate_threshold(entry.extra["conf_threshold"], "mdlite")
         if precision is None:
             precision = "int8" if "onnx_int8" in artefacts else "fp32"
         if precision not in PRECISIONS:

@@ -37,6 +37,7 @@ from sleuth.models.detection import (
     PreparedImage,
     as_decoded,
     batched_nms,
+    candidate_threshold,
     iou_matrix,
     make_detections,
     nms,
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 INPUT_SIZE = 416
+WRAPPER_SCORE = 0.25  # the upstream wrapper's candidate cut (the golden outputs)
 STRIDES = (8, 16, 32)
 PAD_VALUE = 114
 
@@ -125,12 +127,14 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
 
     def __init__(
         self,
-        score_threshold: float = 0.25,
+        score_threshold: float | None = None,
         nms_threshold: float = 0.45,
         class_agnostic: bool = True,
         decode_max_side: int | None = INPUT_SIZE,
     ) -> None:
-        self.score_threshold = score_threshold
+        # the wrapper's 0.25 (the golden outputs) unless given, or set by the catalog's ``conf_threshold``
+        self.score_threshold = WRAPPER_SCORE if score_threshold is None else float(score_threshold)
+        self._score_given = score_threshold is not None
         self.nms_threshold = nms_threshold
         self.class_agnostic = class_agnostic
         self.decode_max_side = decode_max_side
@@ -142,6 +146,9 @@ class YoloxNanoCoco(Model[bytes | DecodedImage, PreparedImage, np.ndarray, Detec
     def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
         if "onnx" not in artefacts:
             raise ModelError("yolox-nano-coco: no 'onnx' artefact")
+        entry = getattr(self, "catalog_entry", None)
+        if not self._score_given and entry is not None and "conf_threshold" in entry.extra:
+            self.score_threshold = candidate_threshold(entry.extra["conf_threshold"], "yolox-nano-coco")
         try:
             self.session = create_session(artefacts["onnx"], providers)
         except Exception as e:

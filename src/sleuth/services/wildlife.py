@@ -29,8 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sleuth.engine.registry import get_batcher
+from sleuth.engine.registry import get_batcher, get_model
 from sleuth.media.images import DecodedImage, decode_image
+from sleuth.models.score_map import ScoreMap, map_detections, score_map_of
 from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
 
 # Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps
@@ -264,8 +265,27 @@ def _decode(inp: ImageInput) -> DecodedImage:
     return decode_image(inp.data, DECODE_MAX_SIDE)
 
 
-def _detect(profile: Profile, images: Sequence[DecodedImage], lane: str) -> list[Any]:
-    """Per image: the primary detector's result, fused with the relabeler's person/vehicle boxes."""
+_score_maps: dict[str, tuple[Any, ScoreMap | None]] = {}
+
+
+def detector_score_map(name: str) -> ScoreMap | None:
+    """The catalog ``score_map`` of detector ``name`` (raw score -> MegaDetector scale), or None."""
+    entry = getattr(get_model(name), "catalog_entry", None)
+    cached = _score_maps.get(name)
+    if cached is None or cached[0] is not entry:
+        cached = _score_maps[name] = (entry, score_map_of(entry))
+    return cached[1]
+
+
+CATALOG_MAP: Any = object()  # detect_images(score_map=...) default: the detector's catalog score_map
+
+
+def detect_images(
+    profile: Profile, images: Sequence[DecodedImage], lane: str = "interactive", *, score_map: Any = CATALOG_MAP
+) -> list[Any]:
+    """Per image: the primary detector's result with its scores mapped to the MegaDetector scale (the
+    catalog's ``score_map``, or ``score_map`` given: a :class:`ScoreMap`, or None for raw scores), fused
+    with the relabeler's person/vehicle boxes."""
     det = get_batcher(profile.detector)
     futures = [det.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
     rel_futures = []
@@ -273,6 +293,9 @@ def _detect(profile: Profile, images: Sequence[DecodedImage], lane: str) -> list
         rel = get_batcher(profile.relabeler)
         rel_futures = [rel.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
     results = [f.result() for f in futures]
+    smap = detector_score_map(profile.detector) if score_map is CATALOG_MAP else score_map
+    for r in results:
+        r.detections = map_detections(r.detections, smap)
     if rel_futures:
         from sleuth.models.yolox_nano import fuse_person_vehicle
 
@@ -333,7 +356,7 @@ def _run_images(
     t_model = time.perf_counter()
     if good:
         images = [img for _, img in good]
-        results = _detect(profile, images, lane)
+        results = detect_images(profile, images, lane)
         if detector_only:
             for (i, _img), res in zip(good, results, strict=True):
                 dets = [d for d in res.detections if d.conf >= options.threshold]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sleuth.models.detection import Detection
+from sleuth.models.detection import Detection, clip_boxes
 from sleuth.models.score_map import ScoreMap, fit_isotonic, map_detections, score_map_of
 
 from .conftest import CT, needs_data
@@ -71,6 +71,13 @@ def test_map_detections_and_clip_boxes() -> None:
     out = map_detections(dets, m)
     assert [d.conf for d in out] == pytest.approx([0.92, 0.54])  # re-sorted by mapped score
     assert map_detections(dets, None) == dets
+    clipped = clip_boxes(out + [Detection("1", 0.5, (1.2, 0.1, 0.1, 0.1))])  # the last lies outside: dropped
+    assert len(clipped) == 2
+    assert clipped[0].bbox == pytest.approx((0.0, 0.0, 1.0, 0.95))
+    assert clipped[1] is out[1]  # inside already: unchanged
+    for d in clipped:
+        x, y, w, h = d.bbox
+        assert x >= 0 and y >= 0 and x + w <= 1 + 1e-12 and y + h <= 1 + 1e-12
 
 
 def test_shipped_score_maps_reach_the_api_minimum() -> None:
@@ -91,7 +98,7 @@ def test_shipped_score_maps_reach_the_api_minimum() -> None:
 
 
 @needs_data
-def test_service_reaches_low_scores_and_maps_them(mdlite_artefacts: Any, yolox_nano_artefacts: Any) -> None:
+def test_service_reaches_low_scores_maps_them_and_clips(mdlite_artefacts: Any, yolox_nano_artefacts: Any) -> None:
     from sleuth.engine.registry import get_batcher, get_model
     from sleuth.models.mdlite import ZAMBA_CONF, MegadetectorLite
     from sleuth.pipelines.wildlife import ImageOptions
@@ -108,6 +115,12 @@ def test_service_reaches_low_scores_and_maps_them(mdlite_artefacts: Any, yolox_n
     scores = [d["score"] for o in low for d in o.detections]
     assert scores and min(scores) < 0.1  # zamba's cut hid everything under 0.1 (raw)
     assert all(s >= 0.01 for s in scores)
+    for o in low:
+        for d in o.detections:
+            x, y, w, h = d["bbox"]
+            assert x >= 0 and y >= 0 and x + w <= 1 + 1e-6 and y + h <= 1 + 1e-6
+    # vehicle.jpg's top MD-Lite box starts left of the image (x = -0.054 in the golden output): clipped to 0
+    assert min(d["bbox"][0] for d in low[0].detections) == 0.0
     # the reported score of an MD-Lite box is the mapped raw score
     raw = get_batcher(profile.detector).run([svc._decode(inputs[1])])[0].detections
     assert raw

@@ -7,6 +7,7 @@ No torch here: this runs in the serving path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "PreparedImage",
     "as_decoded",
     "candidate_threshold",
+    "clip_boxes",
     "cxcywh_to_xyxy",
     "iou_matrix",
     "nms",
@@ -128,6 +130,22 @@ def as_decoded(item: bytes | bytearray | memoryview | DecodedImage, max_side: in
     if isinstance(item, (bytes, bytearray, memoryview)):
         return decode_image(bytes(item), max_side)
     raise ValueError(f"expected image bytes or a DecodedImage, got {type(item).__name__}")
+
+
+def clip_boxes(detections: Sequence[Detection]) -> list[Detection]:
+    """The detections with boxes clipped to the image (``[0, 1]``); a box left with no area is dropped."""
+    out = []
+    for d in detections:
+        x, y, w, h = d.bbox
+        if x >= 0.0 and y >= 0.0 and x + w <= 1.0 and y + h <= 1.0 and w > 0 and h > 0:
+            out.append(d)
+            continue
+        x0, y0 = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
+        x1, y1 = min(max(x + w, 0.0), 1.0), min(max(y + h, 0.0), 1.0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        out.append(dataclasses.replace(d, bbox=(x0, y0, x1 - x0, y1 - y0)))
+    return out
 
 
 def candidate_threshold(value: object, model: str) -> float:

@@ -31,6 +31,7 @@ from typing import Any
 
 from sleuth.engine.registry import get_batcher, get_model
 from sleuth.media.images import DecodedImage, decode_image
+from sleuth.models.detection import clip_boxes
 from sleuth.models.score_map import ScoreMap, map_detections, score_map_of
 from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
 
@@ -285,7 +286,7 @@ def detect_images(
 ) -> list[Any]:
     """Per image: the primary detector's result with its scores mapped to the MegaDetector scale (the
     catalog's ``score_map``, or ``score_map`` given: a :class:`ScoreMap`, or None for raw scores), fused
-    with the relabeler's person/vehicle boxes."""
+    with the relabeler's person/vehicle boxes, boxes clipped to the image."""
     det = get_batcher(profile.detector)
     futures = [det.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
     rel_futures = []
@@ -301,6 +302,8 @@ def detect_images(
 
         for r, rf in zip(results, rel_futures, strict=True):
             r.detections = fuse_person_vehicle(r.detections, rf.result().detections)
+    for r in results:
+        r.detections = clip_boxes(r.detections)
     return results
 
 

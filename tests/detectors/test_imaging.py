@@ -7,6 +7,7 @@ import io
 import json
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -165,3 +166,51 @@ def test_exif_fields_and_orientation() -> None:
     e = out.exif
     assert (e.make, e.model, e.datetime_original, e.orientation) == ("ACME", "Trap 3000", "2024:05:06 07:08:09", 6)
     assert e.gps_lat == pytest.approx(-12.5) and e.gps_lon == pytest.approx(-(45 + 15 / 60 + 36 / 3600))
+
+
+def _exif_jpeg(gps_fields: dict[int, Any], serial: str | None = None) -> bytes:
+    img = Image.fromarray(np.zeros((16, 16, 3), np.uint8))
+    exif = Image.Exif()
+    gps = exif.get_ifd(0x8825)
+    for k, v in gps_fields.items():
+        gps[k] = v
+    if serial is not None:
+        exif.get_ifd(0x8769)[0xA431] = serial
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({1: "N", 2: (47.0, 30.0, 0.0), 3: "E", 4: (8.0, 15.0, 0.0)}, (47.5, 8.25)),
+        ({1: "N", 2: (10.0, 0.0, 0.0), 3: "W", 4: (10.0, 0.0, 0.0)}, (10.0, -10.0)),  # equal, but with refs
+        ({1: "\x00", 2: (1.0, 20.0, 1.0), 3: "\x00", 4: (1.0, 20.0, 1.0)}, None),  # placeholder: no refs, lat == lon
+        ({1: "", 2: (3.0, 0.0, 0.0), 3: "", 4: (3.0, 0.0, 0.0)}, None),
+        ({1: "N", 2: (0.0, 0.0, 0.0), 3: "E", 4: (0.0, 0.0, 0.0)}, None),  # 0, 0
+        ({1: "N", 2: (95.0, 0.0, 0.0), 3: "E", 4: (8.0, 0.0, 0.0)}, None),  # out of range
+        ({1: "N", 2: (47.0, 0.0, 0.0)}, None),  # no longitude
+    ],
+)
+def test_placeholder_gps_is_dropped(fields: dict[int, Any], expected: tuple[float, float] | None) -> None:
+    e = decode_image(_exif_jpeg(fields)).exif
+    got = None if e.gps_lat is None else (e.gps_lat, e.gps_lon)
+    if expected is None:
+        assert got is None and e.gps_lon is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_camera_serial_is_read() -> None:
+    assert decode_image(_exif_jpeg({}, serial="H500-0042")).exif.serial == "H500-0042"
+    assert decode_image(_exif_jpeg({})).exif.serial is None
+
+
+@pytest.mark.skipif(not CT.is_dir(), reason="shared camera-trap images not present")
+def test_shared_placeholder_gps_files() -> None:
+    """The SY cameras write 1deg 20' 1" for both latitude and longitude with empty references; the Bushnell 0, 0."""
+    for name in ("2021-05-28_SYFR0041_deer.JPG", "B012_2021-05-27_human.jpg", "2021-12-07_12080069_rabbit.JPG"):
+        e = decode_image((CT / "animl_southwest" / name).read_bytes(), 640).exif
+        assert e.gps_lat is None and e.gps_lon is None, name
+        assert e.make  # the rest of the EXIF is still read

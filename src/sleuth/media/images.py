@@ -63,6 +63,8 @@ _TAG_DATETIME = 0x0132
 _IFD_EXIF = 0x8769
 _IFD_GPS = 0x8825
 _TAG_DATETIME_ORIGINAL = 0x9003
+_TAG_BODY_SERIAL = 0xA431  # Exif BodySerialNumber
+_TAG_CAMERA_SERIAL = 0xC62F  # DNG CameraSerialNumber (IFD0)
 
 # Pillow only decodes truncated non-JPEG files when the module-global
 # ImageFile.LOAD_TRUNCATED_IMAGES is set. We first decode strictly; only when that fails with
@@ -82,6 +84,7 @@ class ExifInfo:
     gps_lat: float | None = None
     gps_lon: float | None = None
     orientation: int | None = None
+    serial: str | None = None  # the camera body's serial number (BodySerialNumber), when the camera writes one
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -142,6 +145,31 @@ def _gps_coord(values: Any, ref: Any) -> float | None:
     return out if np.isfinite(out) else None
 
 
+def _ref_text(ref: Any) -> str:
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "ignore")
+    return ref.replace("\x00", "").strip().upper() if isinstance(ref, str) else ""
+
+
+def _gps_position(gps: Any) -> tuple[float | None, float | None]:
+    """Latitude and longitude of a GPS IFD, or (None, None) for a position that is not one.
+
+    Camera traps without a GPS receiver often write a placeholder: no hemisphere references and the same
+    number as latitude and longitude (e.g. 1deg 20' 1" / 1deg 20' 1"), or 0, 0. Those, and values outside
+    [-90, 90] / [-180, 180], are dropped rather than reported as a real coordinate.
+    """
+    lat = _gps_coord(gps.get(2), gps.get(1)) if 2 in gps else None
+    lon = _gps_coord(gps.get(4), gps.get(3)) if 4 in gps else None
+    if lat is None or lon is None:
+        return None, None
+    refs_missing = _ref_text(gps.get(1)) not in ("N", "S") or _ref_text(gps.get(3)) not in ("E", "W")
+    if (refs_missing and abs(lat) == abs(lon)) or (lat == 0.0 and lon == 0.0):
+        return None, None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None, None
+    return lat, lon
+
+
 def _text(v: Any) -> str | None:
     if v is None:
         return None
@@ -166,12 +194,7 @@ def _read_exif(img: Image.Image) -> ExifInfo:
         gps = exif.get_ifd(_IFD_GPS)
     except Exception:
         gps = {}
-    lat = lon = None
-    if gps:
-        if 2 in gps:
-            lat = _gps_coord(gps.get(2), gps.get(1))
-        if 4 in gps:
-            lon = _gps_coord(gps.get(4), gps.get(3))
+    lat, lon = _gps_position(gps) if gps else (None, None)
     orientation = exif.get(_TAG_ORIENTATION)
     try:
         orientation = int(orientation) if orientation is not None else None
@@ -184,6 +207,7 @@ def _read_exif(img: Image.Image) -> ExifInfo:
         gps_lat=lat,
         gps_lon=lon,
         orientation=orientation,
+        serial=_text(sub.get(_TAG_BODY_SERIAL)) or _text(exif.get(_TAG_CAMERA_SERIAL)),
     )
 
 

@@ -34,6 +34,7 @@ from sleuth.media.images import DecodedImage, decode_image
 from sleuth.models.detection import clip_boxes
 from sleuth.models.score_map import ScoreMap, map_detections, score_map_of
 from sleuth.pipelines.wildlife import Annotation, ImageOptions, run_pipeline
+from sleuth.pipelines.wildlife.infobar import MAX_FRACTION, find_info_bars, in_info_bar
 
 # Decode no larger than the detector and the classifier crops need: a 1280-px long side keeps
 # 224-px crops of boxes down to ~1/6 of the frame at full classifier resolution.
@@ -286,7 +287,8 @@ def detect_images(
 ) -> list[Any]:
     """Per image: the primary detector's result with its scores mapped to the MegaDetector scale (the
     catalog's ``score_map``, or ``score_map`` given: a :class:`ScoreMap`, or None for raw scores), fused
-    with the relabeler's person/vehicle boxes, boxes clipped to the image."""
+    with the relabeler's person/vehicle boxes, boxes clipped to the image, boxes in an imprinted info bar
+    dropped (``pipelines.wildlife.infobar``)."""
     det = get_batcher(profile.detector)
     futures = [det.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
     rel_futures = []
@@ -302,9 +304,18 @@ def detect_images(
 
         for r, rf in zip(results, rel_futures, strict=True):
             r.detections = fuse_person_vehicle(r.detections, rf.result().detections)
-    for r in results:
-        r.detections = clip_boxes(r.detections)
+    for img, r in zip(images, results, strict=True):
+        r.detections = drop_info_bar_boxes(img.rgb, clip_boxes(r.detections))
     return results
+
+
+def drop_info_bar_boxes(rgb: Any, detections: list[Any]) -> list[Any]:
+    """The detections without those lying in an info bar the camera imprinted on the frame (logos, dates)."""
+    edge = MAX_FRACTION
+    if not any(d.bbox[1] < edge or d.bbox[1] + d.bbox[3] > 1.0 - edge for d in detections):
+        return detections  # nothing near the top or bottom edge: no need to look for a bar
+    bars = find_info_bars(rgb)
+    return [d for d in detections if not in_info_bar(d.bbox, bars)] if bars else detections
 
 
 def run_images(

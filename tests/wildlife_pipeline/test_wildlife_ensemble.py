@@ -296,24 +296,46 @@ def herd() -> tuple[list[Detection], list[list[tuple[str, float]]]]:
         det(1, 0.95, [0.1, 0.1, 0.2, 0.2]),
         det(1, 0.9, [0.4, 0.1, 0.2, 0.2]),
         det(1, 0.6, [0.7, 0.1, 0.2, 0.2]),
+        det(1, 0.9, [0.1, 0.5, 0.2, 0.2]),
     ]
     cls = [
-        [(ELEPHANT, 0.92)],
-        [(ELEPHANT, 0.35), (MULE_DEER, 0.2), (RED_FOX, 0.15)],  # mammal class roll-up (0.7)
-        [(ELEPHANT, 0.2), (TURKEY, 0.2)],  # nothing confident: "animal" (5b)
+        [(RED_FOX, 0.92)],
+        [(RED_FOX, 0.4), (GREY_FOX, 0.3)],  # canidae family roll-up (0.7)
+        [(RED_FOX, 0.2), (TURKEY, 0.2)],  # nothing confident: "animal" (5b)
+        [(ELEPHANT, 0.37), (MULE_DEER, 0.2), (RED_FOX, 0.15)],  # mammal class roll-up (0.72)
     ]
     return dets, cls
 
 
 def test_smooth_herd_gives_broad_labels_the_precise_one() -> None:
+    """Only a label of the same class and order, from a box at least as confident: the family-level fox takes
+    "red fox"; "animal" and "mammalia class" name no order and keep their label (a cow called "mammal" next
+    to a bear must not become a bear)."""
     dets, cls = herd()
     plain = ensemble_image(dets, cls, ImageOptions())
-    assert [a.label for a in plain] == ["african elephant", "mammalia class", "animal"]
+    assert [a.label for a in plain] == ["red fox", "mammalia class", "canidae family", "animal"]
     smooth = ensemble_image(dets, cls, ImageOptions(smooth_herd=True))
-    assert [a.label for a in smooth] == ["african elephant"] * 3
+    assert [a.label for a in smooth] == ["red fox", "mammalia class", "red fox", "animal"]
     assert [a.score for a in smooth] == [a.score for a in plain]  # scores are kept
-    assert smooth[1].source.endswith("+smooth_herd") and smooth[2].source == "detector+smooth_herd"
-    assert all(a.taxonomy == smooth[0].taxonomy for a in smooth)
+    assert smooth[2].source.endswith("+smooth_herd") and smooth[2].taxonomy == smooth[0].taxonomy
+    assert not smooth[1].source.endswith("+smooth_herd") and not smooth[3].source.endswith("+smooth_herd")
+
+
+def test_smooth_herd_donor_must_be_as_confident_and_of_the_same_category() -> None:
+    dets = [det(1, 0.95), det(1, 0.9)]
+    cls = [[(RED_FOX, 0.4), (GREY_FOX, 0.35)], [(RED_FOX, 0.7), (COYOTE, 0.05)]]  # family 0.75 vs donor 0.7
+    out = ensemble_image(dets, cls, ImageOptions(smooth_herd=True))
+    assert sorted(a.label for a in out) == ["canidae family", "red fox"]  # the donor is less confident
+    person = ensemble_image(
+        [det(2, 0.5), det(1, 0.9)],
+        [[(RED_FOX, 0.4), (GREY_FOX, 0.35)], [(RED_FOX, 0.95)]],
+        ImageOptions(smooth_herd=True),
+    )
+    assert sorted(a.label for a in person) == ["canidae family", "red fox"]  # a person-category box is no donor
+    bear = ensemble_image(
+        dets, [[(ELEPHANT, 0.35), (MULE_DEER, 0.35)], [(BLACK_BEAR, 0.95)]], ImageOptions(smooth_herd=True)
+    )
+    assert sorted(a.label for a in bear) == ["american black bear", "mammalia class"]
 
 
 def test_smooth_herd_only_takes_labels_below_the_broad_one() -> None:

@@ -162,8 +162,9 @@ def _candidates(classes: list[tuple[Label, float]], chosen: Label, n: int, ctx: 
 
 
 def _smooth_herd(anns: list[Annotation], taxonomy: Taxonomy, threshold: float) -> None:
-    """Broad animal labels (genus .. kingdom) take the most precise label found in the same image that lies
-    below them in the taxonomy (donors must pass the threshold themselves)."""
+    """Broad animal labels (genus .. order) take the most precise label found in the same image that lies
+    below them in the taxonomy, from a box of the same detector category whose label has the same class and
+    order and whose score is at least the recipient's (donors must pass the threshold themselves)."""
     labels = [parse_label(a.label_string) for a in anns]
     donors = [
         (lab, a)
@@ -172,9 +173,16 @@ def _smooth_herd(anns: list[Annotation], taxonomy: Taxonomy, threshold: float) -
     ]
     order = {"species": 0, "genus": 1, "family": 2, "order": 3, "class": 4, "kingdom": 5}
     for lab, ann in zip(labels, anns, strict=True):
-        if not lab.is_taxon or lab.is_human or lab.rank in ("species",):
-            continue
-        fits = [(d, da) for d, da in donors if taxonomy.is_descendant(d, lab)]
+        if not lab.is_taxon or lab.is_human or lab.rank in ("species",) or not lab.taxa[1]:
+            continue  # a class-level (or "animal") label names no order: nothing to match a donor on
+        fits = [
+            (d, da)
+            for d, da in donors
+            if taxonomy.is_descendant(d, lab)
+            and d.taxa[:2] == lab.taxa[:2]
+            and da.category == ann.category
+            and da.score >= ann.score
+        ]
         if not fits:
             continue
         counts: dict[str, int] = {}

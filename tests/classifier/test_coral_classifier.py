@@ -98,3 +98,28 @@ def test_bird_crop_is_refined_by_inat_head(coral_pack: Any, manifest: dict[str, 
     inat = set(coral_pack._birds.taxonomy.labels)
     assert pred[0][0] in inat  # the species comes from the iNat birds head
     assert top["order"] == "strigiformes"
+
+
+@needs_data
+def test_birds_head_only_when_the_main_head_says_bird(coral_pack: Any) -> None:
+    """A crop whose best ImageNet answer is a mammal gets no iNat species, however much bird mass it has."""
+    import numpy as np
+
+    tax, btax = coral_pack._main.taxonomy, coral_pack._birds.taxonomy
+    mammal = next(i for i, lab in enumerate(tax.labels) if lab.endswith(";african elephant"))
+    bird = next(
+        i for i, (lab, k) in enumerate(zip(tax.labels, tax.kinds, strict=True)) if k == "animal" and ";aves;" in lab
+    )
+    species = next(i for i, k in enumerate(btax.kinds) if k == "animal")
+    main = np.zeros(tax.n, np.float32)
+    birds = np.zeros(btax.n, np.float32)
+    birds[species] = 0.9
+    main[mammal], main[bird] = 0.6, 0.3
+    assert not coral_pack._says_bird(main)
+    out = coral_pack.combine(main, birds, 5)
+    assert all(lab not in set(btax.labels) for lab, _ in out)  # the ImageNet bird entry stays, unrefined
+    assert out[0][0] == tax.labels[mammal]
+    main[mammal], main[bird] = 0.3, 0.6
+    assert coral_pack._says_bird(main)
+    out = coral_pack.combine(main, birds, 5)
+    assert out[0][0] == btax.labels[species]

@@ -13,9 +13,9 @@ How the two heads are combined (per crop):
    background index becomes BLANK. ``object`` indices (furniture, tools, ...) are never
    output: their probability mass is simply left out, so scores need not sum to 1.
 2. ``bird_share`` = the summed probability of ImageNet labels of class ``aves``. When the
-   iNat birds head is loaded and ``bird_share >= bird_gate`` (default 0.05), the birds head
-   runs on that crop; unless it says "background" with probability >= 0.5, the ImageNet
-   bird entries are replaced by the iNat species, each scored
+   iNat birds head is loaded, the main head's best answer is a bird and ``bird_share >=
+   bird_gate`` (default 0.05), the birds head runs on that crop; unless it says "background"
+   with probability >= 0.5, the ImageNet bird entries are replaced by the iNat species, each scored
    ``bird_share * p_inat(species) / (1 - p_inat(background))``. The birds head thus
    refines *which* bird, while ImageNet decides *whether* it is a bird.
 3. Entries with the same label string are summed; the top-k by score are returned.
@@ -235,6 +235,9 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
         self.geofence: dict[str, Any] | None = None
         self.has_range_data = False
         self.labels: list[str] = []
+        # the stand-in's per-rank cut-offs and cross-class rules: sleuth/data/label_policy/coral.toml,
+        # read by the wildlife pipeline (pipelines.wildlife.label_policy)
+        self.label_policy = "coral"
         self._main: _Head | None = None
         self._birds: _Head | None = None
 
@@ -278,7 +281,7 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
         birds: list[np.ndarray | None] = [None] * len(inputs)
         if self._birds is not None:
             share = main[:, self._bird_idx()].sum(axis=1)
-            gated = [i for i in range(len(inputs)) if share[i] >= self.bird_gate]
+            gated = [i for i in range(len(inputs)) if share[i] >= self.bird_gate and self._says_bird(main[i])]
             if gated:
                 pb = self._birds.run(batch[gated])
                 for j, i in enumerate(gated):
@@ -316,6 +319,20 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
             self._bird_idx_cache = cached
         return cached
 
+    def _says_bird(self, main: np.ndarray) -> bool:
+        """Whether the main head's best answer (animal, human, vehicle or background) is a bird."""
+        assert self._main is not None
+        cached = getattr(self, "_answer_idx_cache", None)
+        if cached is None:
+            kinds = self._main.taxonomy.kinds
+            cached = np.array([i for i, k in enumerate(kinds) if k != "object"], dtype=np.int64)
+            self._answer_idx_cache = cached
+        if not cached.size:
+            return False
+        best = int(cached[int(np.argmax(main[cached]))])
+        tax = self._main.taxonomy
+        return tax.kinds[best] == "animal" and _is_bird(tax.labels[best])
+
     def combine(self, main: np.ndarray, birds: np.ndarray | None, top_k: int) -> Prediction:
         """Merge one crop's head outputs into SpeciesNet labels (see the module docstring)."""
         assert self._main is not None
@@ -327,7 +344,7 @@ class CoralClassifier(Model[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray
             bg = [i for i, k in enumerate(self._birds.taxonomy.kinds) if k == "background"]
             p_bg = float(birds[bg].sum()) if bg else 0.0
             bird_share = float(main[self._bird_idx()].sum())
-            use_birds = p_bg < 0.5 and bird_share > 0.0
+            use_birds = p_bg < 0.5 and bird_share > 0.0 and self._says_bird(main)
         for i, p in enumerate(main):
             p = float(p)
             if p <= 0.0:

@@ -48,6 +48,7 @@ class Detection:
     bbox: tuple[float, float, float, float]
     source_label: str | None = None  # the producing model's own class name (e.g. COCO "dog")
     source_class: int | None = None
+    hint: str | None = None  # what a second detector calls the object: mammal / bird / person / vehicle
 
     @property
     def label(self) -> str:

@@ -20,6 +20,7 @@ bear, zebra, giraffe -> "1"; all other classes are dropped from ``DetectionResul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,11 @@ from sleuth.models.detection import (
 )
 
 __all__ = [
+    "COCO_HINTS",
     "COCO_TO_MD",
     "CocoDetection",
     "YoloxNanoCoco",
+    "add_coco_hints",
     "fuse_person_vehicle",
     "preprocess_bgr",
 ]
@@ -75,6 +78,14 @@ _ANIMALS = (
 )  # bird cat dog horse sheep cow elephant bear zebra giraffe
 #: COCO class id -> MegaDetector category ("1" animal, "2" person, "3" vehicle).
 COCO_TO_MD: dict[int, str] = {0: "2", **dict.fromkeys(_VEHICLES, "3"), **dict.fromkeys(_ANIMALS, "1")}
+#: COCO class id -> the coarse class it tells the label policy (bird 14; the other animals are mammals).
+COCO_HINTS: dict[int, str] = {
+    0: "person",
+    **dict.fromkeys(_VEHICLES, "vehicle"),
+    **dict.fromkeys(_ANIMALS, "mammal"),
+    14: "bird",
+}
+HINT_MIN_CONF = 0.25  # the upstream wrapper's own operating threshold
 
 
 def _coco_names() -> tuple[str, ...]:
@@ -303,3 +314,33 @@ def fuse_person_vehicle(
     unmatched = np.flatnonzero(~m.any(axis=0)) if len(animal_dets) else np.arange(len(pv))
     out.extend(pv[j] for j in unmatched)
     return sorted(out, key=lambda d: -d.conf)
+
+
+def add_coco_hints(
+    dets: Sequence[Detection],
+    coco_dets: Sequence[Detection],
+    *,
+    min_conf: float = HINT_MIN_CONF,
+    iou_threshold: float = 0.5,
+    containment: float = 0.8,
+) -> list[Detection]:
+    """Each detection with ``hint`` set to what YOLOX-nano calls the same object (``COCO_HINTS``): the
+    best-scoring COCO box with ``conf >= min_conf`` that matches it as in :func:`fuse_person_vehicle`. The
+    label policy uses it to keep, e.g., bird labels off a box YOLOX-nano sees as an elephant."""
+    cands = [d for d in coco_dets if d.source_class in COCO_HINTS and d.conf >= min_conf]
+    if not cands or not dets:
+        return list(dets)
+    m = _match(
+        norm_xywh_to_xyxy([d.bbox for d in dets]),
+        norm_xywh_to_xyxy([d.bbox for d in cands]),
+        iou_threshold,
+        containment,
+    )
+    out = []
+    for i, d in enumerate(dets):
+        js = np.flatnonzero(m[i])
+        if js.size and d.hint is None:
+            best = cands[max(js, key=lambda j: cands[j].conf)]
+            d = dataclasses.replace(d, hint=COCO_HINTS[int(best.source_class or 0)])
+        out.append(d)
+    return out

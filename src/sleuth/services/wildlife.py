@@ -287,8 +287,8 @@ def detect_images(
 ) -> list[Any]:
     """Per image: the primary detector's result with its scores mapped to the MegaDetector scale (the
     catalog's ``score_map``, or ``score_map`` given: a :class:`ScoreMap`, or None for raw scores), fused
-    with the relabeler's person/vehicle boxes, boxes clipped to the image, boxes in an imprinted info bar
-    dropped (``pipelines.wildlife.infobar``)."""
+    with the relabeler's person/vehicle boxes (and its class as each box's ``hint``), boxes clipped to
+    the image, boxes in an imprinted info bar dropped (``pipelines.wildlife.infobar``)."""
     det = get_batcher(profile.detector)
     futures = [det.submit(img, lane, block=lane == "job") for img in images]  # type: ignore[arg-type]
     rel_futures = []
@@ -300,10 +300,11 @@ def detect_images(
     for r in results:
         r.detections = map_detections(r.detections, smap)
     if rel_futures:
-        from sleuth.models.yolox_nano import fuse_person_vehicle
+        from sleuth.models.yolox_nano import add_coco_hints, fuse_person_vehicle
 
         for r, rf in zip(results, rel_futures, strict=True):
-            r.detections = fuse_person_vehicle(r.detections, rf.result().detections)
+            coco = rf.result().detections
+            r.detections = add_coco_hints(fuse_person_vehicle(r.detections, coco), coco)
     for img, r in zip(images, results, strict=True):
         r.detections = drop_info_bar_boxes(img.rgb, clip_boxes(r.detections))
     return results

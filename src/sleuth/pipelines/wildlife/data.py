@@ -20,11 +20,14 @@ _COARSE_NAME = {CATEGORY_ANIMAL: "animal", CATEGORY_PERSON: "human", CATEGORY_VE
 @dataclass
 class Detection:
     """One detector box: MegaDetector category (1 animal, 2 person, 3 vehicle), confidence, and the box
-    normalised to the (EXIF-upright) image as ``[x_min, y_min, width, height]``."""
+    normalised to the (EXIF-upright) image as ``[x_min, y_min, width, height]``. ``hint``: what a second
+    detector says the object is (``"mammal"``, ``"bird"``, ``"person"``, ``"vehicle"``; None = nothing), for
+    the pack's label policy (``label_policy.py``)."""
 
     category: int
     conf: float
     bbox: list[float]
+    hint: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.category, bool) or self.category not in _COARSE:
@@ -48,16 +51,16 @@ class Detection:
         if isinstance(obj, Detection):
             return obj
         if isinstance(obj, Mapping):
-            category, conf, bbox = obj.get("category"), obj.get("conf"), obj.get("bbox")
+            category, conf, bbox, hint = obj.get("category"), obj.get("conf"), obj.get("bbox"), obj.get("hint")
         else:
-            category, conf, bbox = (getattr(obj, k, None) for k in ("category", "conf", "bbox"))
+            category, conf, bbox, hint = (getattr(obj, k, None) for k in ("category", "conf", "bbox", "hint"))
         if category is None or conf is None or bbox is None:
             raise ValueError(f"not a detection (needs category, conf, bbox): {obj!r}")
         try:
             cat = int(category)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"detection category must be 1, 2 or 3, got {category!r}") from exc
-        return cls(category=cat, conf=float(conf), bbox=list(bbox))
+        return cls(category=cat, conf=float(conf), bbox=list(bbox), hint=hint if isinstance(hint, str) else None)
 
 
 @dataclass

@@ -12,6 +12,9 @@ from sleuth.pipelines.taxonomy import Taxonomy
 from sleuth.pipelines.wildlife.data import Annotation, Detection, ImageOptions
 from sleuth.pipelines.wildlife.ensemble import RULES_TOP_K, ensemble_image
 from sleuth.pipelines.wildlife.geofence import Geofence, GeofenceRules
+from sleuth.pipelines.wildlife.label_policy import LabelPolicy, policy_named
+
+PACK_POLICY: Any = object()  # run_pipeline(label_policy=...) default: the classifier pack's own
 
 
 def _coerce_image_dets(result: Any) -> list[Detection]:
@@ -94,6 +97,7 @@ def run_pipeline(
     taxonomy: Taxonomy | None = None,
     cropper: Callable[[Any, Sequence[float]], Any] = crop_box,
     batch_size: int = 16,
+    label_policy: LabelPolicy | None | object = PACK_POLICY,
 ) -> list[list[Annotation]]:
     """Run detect -> relabel -> crop -> classify (batched across images) -> ensemble for a batch.
 
@@ -106,7 +110,8 @@ def run_pipeline(
     ``sleuth.models.detection.DetectionResult``). ``classifier`` is a callable ``crops -> top-k lists`` or a
     classifier pack with ``classify(crops, top_k)``; a pack's ``taxonomy_release`` and ``labels`` seed the
     roll-up taxonomy and its
-    ``geofence`` is used when ``has_range_data`` (unless ``taxonomy``/``geofence`` are given).
+    ``geofence`` is used when ``has_range_data`` (unless ``taxonomy``/``geofence`` are given); its
+    ``label_policy`` (if any) applies unless ``label_policy`` is given (None: no policy).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -125,8 +130,8 @@ def run_pipeline(
         pack_labels = list(getattr(classifier, "taxonomy_release", None) or [])
         if getattr(classifier, "labels_name_taxa", True):
             pack_labels += list(getattr(classifier, "labels", None) or [])
-        if pack_labels:
-            taxonomy = Taxonomy(pack_labels)
+        if pack_labels or not getattr(classifier, "labels_name_taxa", True):
+            taxonomy = Taxonomy(pack_labels)  # (empty for Coral: every ancestor gets its synthesised name)
     if geofence is None and classifier is not None and getattr(classifier, "has_range_data", False):
         geofence = getattr(classifier, "geofence", None)
 
@@ -154,6 +159,12 @@ def run_pipeline(
                 raise ValueError(f"classifier returned {len(results)} results for {len(chunk)} crops")
             for (i, j), res in zip(chunk, results, strict=True):
                 classes[i][j] = [(str(lab), float(sc)) for lab, sc in res]
+    policy = getattr(classifier, "label_policy", None) if label_policy is PACK_POLICY else label_policy
+    if isinstance(policy, str):  # a pack names its policy file (models do not import the pipeline)
+        policy = policy_named(policy)
+    if policy is not None and not isinstance(policy, LabelPolicy):
+        raise ValueError(f"label_policy must be a LabelPolicy, a policy name or None, got {type(policy).__name__}")
     return [
-        ensemble_image(d, c, options, geofence=geofence, taxonomy=taxonomy) for d, c in zip(dets, classes, strict=True)
+        ensemble_image(d, c, options, geofence=geofence, taxonomy=taxonomy, policy=policy)
+        for d, c in zip(dets, classes, strict=True)
     ]

@@ -19,6 +19,7 @@ from sleuth.pipelines.wildlife.data import (
     ImageOptions,
 )
 from sleuth.pipelines.wildlife.geofence import Geofence, GeofenceRules, _as_geofence
+from sleuth.pipelines.wildlife.label_policy import LabelPolicy
 
 # SpeciesNet ensemble thresholds (ensemble_prediction_combiner.py).
 HUMAN_DET_HIGH = 0.7  # 1a
@@ -204,6 +205,7 @@ def ensemble_image(
     options: ImageOptions,
     geofence: Geofence | GeofenceRules | None = None,
     taxonomy: Taxonomy | None = None,
+    policy: LabelPolicy | None = None,
 ) -> list[Annotation]:
     """Annotations for one image.
 
@@ -211,7 +213,8 @@ def ensemble_image(
     order; None or empty when not classified). Only boxes whose detector confidence reaches
     ``options.threshold`` are considered; each gets the SpeciesNet rules; blank boxes are dropped; the
     result keeps annotations whose final score reaches the threshold, sorted by score (ids 0..n-1).
-    ``taxonomy`` supplies roll-up labels (defaults to one built from the labels seen here).
+    ``taxonomy`` supplies roll-up labels (defaults to one built from the labels seen here). ``policy``: the
+    classifier pack's label policy (cross-class exclusions before the rules, per-rank cut-offs after them).
     """
     if len(classifications_per_box) not in (0, len(detections)):
         raise ValueError(f"got {len(classifications_per_box)} classification lists for {len(detections)} detections")
@@ -244,9 +247,13 @@ def ensemble_image(
                 )
             )
             continue
+        if policy is not None:
+            classes = policy.allowed(classes, det.category, det.hint)
         pred = _combine_box(det, classes[:RULES_TOP_K], ctx)
         if pred is None:
             continue
+        if policy is not None:
+            pred = policy.settle(pred, classes[:RULES_TOP_K], ctx.taxonomy, det.conf)
         label, score, source = pred
         cands = None
         if options.top_candidate is not None:

@@ -486,11 +486,153 @@ def score_map_toml(smap: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
+# label policy (per-rank cut-offs): chosen here, shipped as sleuth/data/label_policy/<pack>.toml
+
+CUTOFF_GRID = (0.0, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01)  # rules give classifier labels >= 0.65
+TARGET_PRECISION = 0.9
+
+
+class _CachedPack:
+    """The profile's classifier pack, each crop classified once (the cut-off search re-runs the rules only)."""
+
+    def __init__(self, pack: Any) -> None:
+        self._pack = pack
+        self._cache: dict[tuple[bytes, int], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pack, name)
+
+    def classify(self, crops: Sequence[Any], top_k: int = 5) -> list[Any]:
+        import hashlib
+
+        keys = [
+            (hashlib.sha1(np.ascontiguousarray(c).tobytes() + str(c.shape).encode()).digest(), top_k) for c in crops
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            for i, res in zip(todo, self._pack.classify([crops[i] for i in todo], top_k), strict=True):
+                self._cache[keys[i]] = res
+        return [self._cache[k] for k in keys]
+
+
+class LabelRunner:
+    """Detection once, classification once; then the ensemble with any label policy."""
+
+    def __init__(self, items: Sequence[Item], profile_name: str, threshold: float) -> None:
+        from sleuth.services import wildlife as svc
+
+        self.items = [i for i in items if i.kind != "blank"]
+        self.profile = svc.resolve_profile(profile_name)
+        self.threshold = threshold
+        self.images = _decoded(self.items)
+        self.results = svc.detect_images(self.profile, self.images)
+        self.pack = _CachedPack(svc.classifier_pack(self.profile.classifier or "coral"))
+
+    def boxes(self, policy: Any, keep: Sequence[Item] | None = None) -> tuple[list[Item], list[list[Box]]]:
+        from sleuth.pipelines.wildlife import ImageOptions, run_pipeline
+
+        idx = [k for k, i in enumerate(self.items) if keep is None or i in keep]
+        anns = run_pipeline(
+            [self.images[k] for k in idx],
+            lambda _imgs: [self.results[k] for k in idx],
+            None,
+            self.pack,
+            ImageOptions(threshold=self.threshold),
+            label_policy=policy,
+        )
+        boxes = [
+            [Box(list(a.bbox), float(a.score), int(a.category), a.label_string, a.source) for a in per] for per in anns
+        ]
+        return [self.items[k] for k in idx], boxes
+
+    def labels(self, policy: Any, keep: Sequence[Item] | None = None) -> LabelCounts:
+        items, boxes = self.boxes(policy, keep)
+        return evaluate(items, boxes).labels
+
+
+def _precision_ok(lc: LabelCounts, rank: str) -> bool | None:
+    n = lc.given.get(rank, 0) - lc.unverifiable.get(rank, 0)
+    if n <= 0:
+        return None
+    return lc.right.get(rank, 0) / n >= TARGET_PRECISION
+
+
+def fit_cutoffs(runner: LabelRunner, base: Any, keep: Sequence[Item] | None = None) -> dict[str, float]:
+    """Per rank, species first: the lowest grid cut-off giving >= 0.9 precision at that rank (the finer
+    ranks' cut-offs fixed, the coarser ones open); 1.01 (never that rank) when no cut-off does, or when no
+    label at that rank can be checked."""
+    from sleuth.pipelines.wildlife.label_policy import RANKS as POLICY_RANKS
+
+    cut = dict.fromkeys(POLICY_RANKS, 0.0)
+    for rank in POLICY_RANKS:
+        chosen = 1.01
+        for c in CUTOFF_GRID:
+            cut[rank] = c
+            ok = _precision_ok(runner.labels(base.with_min_score(cut), keep), rank)
+            if ok is None and c == 0.0:
+                break  # no label at this rank can be checked at all: not supported
+            if ok is None or ok:
+                chosen = c
+                break
+        cut[rank] = chosen
+    return cut
+
+
+def _pack_policy(runner: LabelRunner) -> Any:
+    from sleuth.pipelines.wildlife.label_policy import LabelPolicy, policy_named
+
+    name = getattr(runner.pack, "label_policy", None)
+    return policy_named(name) if isinstance(name, str) else name if isinstance(name, LabelPolicy) else None
+
+
+def loso_cutoffs(runner: LabelRunner, base: Any) -> list[str]:
+    """Leave one set out: fit the cut-offs on the other sets, score the labels of the held-out set."""
+    from sleuth.pipelines.wildlife.label_policy import RANKS as POLICY_RANKS
+
+    sets = sorted({i.set for i in runner.items})
+    total = LabelCounts()
+    rows = ["| held-out set | cut-offs fitted without it (species .. class) | labels right / checked on it |"]
+    rows.append("|---|---|---|")
+    for held in sets:
+        train = [i for i in runner.items if i.set != held]
+        test = [i for i in runner.items if i.set == held]
+        cut = fit_cutoffs(runner, base, train)
+        lc = runner.labels(base.with_min_score(cut), test)
+        right = sum(lc.right.values())
+        checked = sum(lc.given.values()) - sum(lc.unverifiable.values())
+        cuts = ", ".join(f"{cut[r]:g}" for r in POLICY_RANKS)
+        rows.append(f"| {held} | {cuts} | {_pct(right, checked)} |")
+        for k in ("given", "right", "unverifiable", "at_or_finer", "right_at_or_finer"):
+            d = getattr(total, k)
+            for r, v in getattr(lc, k).items():
+                d[r] = d.get(r, 0) + v
+        total.animal_boxes += lc.animal_boxes
+        total.cross_class += lc.cross_class
+    rows += ["", "Pooled over the three held-out sets:", ""]
+    rows += _rank_rows(total)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
 # printing
 
 
 def _pct(n: int, d: int) -> str:
     return f"{n}/{d} = {n / d:.3f}" if d else "-"
+
+
+def _rank_rows(lc: LabelCounts) -> list[str]:
+    lines = [
+        "| rank | coverage (this rank or finer) | right labels, this rank or finer | labels at this rank | right "
+        "| unverifiable | precision |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in RANKS:
+        g, ok, un = lc.given.get(r, 0), lc.right.get(r, 0), lc.unverifiable.get(r, 0)
+        cov = _pct(lc.at_or_finer.get(r, 0), lc.animal_boxes)
+        rcov = _pct(lc.right_at_or_finer.get(r, 0), lc.animal_boxes)
+        lines.append(f"| {r} | {cov} | {rcov} | {g} | {ok} | {un} | {_pct(ok, g - un)} |")
+    return lines
 
 
 def format_report(rep: Report, threshold: float, title: str) -> list[str]:
@@ -515,16 +657,7 @@ def format_report(rep: Report, threshold: float, title: str) -> list[str]:
         lines.append(f"| {name} | {c.refs} | {_pct(c.found, c.refs)} | {_pct(c.right_category, c.refs)} |")
     lc = rep.labels
     lines += ["", f"Labels on the {lc.animal_boxes} found animal boxes", ""]
-    lines += [
-        "| rank | coverage (this rank or finer) | right labels, this rank or finer | labels at this rank | right "
-        "| unverifiable | precision |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in RANKS:
-        g, ok, un = lc.given.get(r, 0), lc.right.get(r, 0), lc.unverifiable.get(r, 0)
-        cov = _pct(lc.at_or_finer.get(r, 0), lc.animal_boxes)
-        rcov = _pct(lc.right_at_or_finer.get(r, 0), lc.animal_boxes)
-        lines.append(f"| {r} | {cov} | {rcov} | {g} | {ok} | {un} | {_pct(ok, g - un)} |")
+    lines += _rank_rows(lc)
     coarse = ", ".join(f"{k} {v}" for k, v in sorted(lc.coarse.items())) or "none"
     lines.append(f"| coarser | {coarse} | | | | | |")
     lines += ["", f"Cross-class labels: **{len(lc.cross_class)}**"]
@@ -556,6 +689,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="fit the primary detector's score map on the speciesnet set's MDv5a confidences and print it (TOML)",
     )
+    ap.add_argument(
+        "--fit-label-policy",
+        action="store_true",
+        help="choose the classifier pack's per-rank cut-offs on the whole set and print them (TOML)",
+    )
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-out refits")
     args = ap.parse_args(argv)
     if not CT.is_dir():
@@ -574,6 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "speciesnet/ images (benchmarks/accuracy.py --fit-score-map)",
         )
         print(score_map_toml(smap))
+        return 0
+    if args.fit_label_policy:
+        runner = LabelRunner(items, args.profile, args.threshold)
+        base = _pack_policy(runner)
+        cut = fit_cutoffs(runner, base)
+        print("[min_score]")
+        print("\n".join(f"{r} = {v:g}" for r, v in cut.items()))
         return 0
     boxes = run_service(items, args.threshold, args.profile)
     rep = evaluate(items, boxes)
@@ -598,6 +743,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_loso and any(i.set == "speciesnet" for i in items):
         lines += ["", f"Score map, leave one speciesnet scene out (detector boxes at {args.threshold})", ""]
         lines += loso_calibration(items, args.profile, args.threshold)
+    if not args.no_loso and len({i.set for i in items}) > 1:
+        runner = LabelRunner(items, args.profile, args.threshold)
+        base = _pack_policy(runner)
+        if base is not None:
+            lines += ["", "Label cut-offs, leave one set out (labels on the found animal boxes)", ""]
+            lines += loso_cutoffs(runner, base)
     lines += ["", f"({len(items)} images, {time.perf_counter() - t0:.0f} s)"]
     print("\n".join(lines))
     if args.json:

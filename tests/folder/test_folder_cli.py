@@ -13,7 +13,7 @@ import pytest
 from sleuth.services import folder as fl
 from validators import md_validate, validate_camtrap_dp
 
-from .conftest import DEPLOYMENTS_CSV, PICK, VIDEO, md_images, run_cli
+from .conftest import CT, DEPLOYMENTS_CSV, PICK, VIDEO, md_images, run_cli
 
 IMAGES = [dst for _, dst in PICK]
 
@@ -259,3 +259,42 @@ def test_export_converts_md(detect_env: dict[str, str], clean_run: Path, tmp_pat
     assert r.exit_code == 1 and "not found" in r.output
     r = run_cli(["export", str(clean_run / "results.json"), "-o", str(tmp_path / "x"), "-f", "camtrap-dp"], detect_env)
     assert r.exit_code == 1 and "latitude" in r.output  # no coordinates: a clear error
+
+
+def test_repeat_detections_flagged_and_suppressed(detect_env: dict[str, str], tmp_path: Path) -> None:
+    """11 frames of the squirrel camera in one folder, 1 elsewhere: the sign posts recur on every frame of that
+    folder and are flagged (``repeat_detection`` in the MD file, which still validates); --suppress-repeats
+    drops exactly those."""
+    import shutil
+
+    man = json.loads((CT / "manifest.json").read_text())["images"]
+    frames = [r["path"] for r in man if r["set"] == "pw_ft_squirrels"][:12]
+    root = tmp_path / "traps"
+    (root / "cam").mkdir(parents=True)
+    (root / "other").mkdir()
+    for p in frames[:11]:
+        shutil.copyfile(CT / p, root / "cam" / p.split("/")[-1])
+    shutil.copyfile(CT / frames[11], root / "other" / "single.jpg")
+    base = ["detect", str(root), "-f", "md", "--no-classify", "--no-progress"]
+    r = run_cli([*base, "-o", str(tmp_path / "flag.json")], detect_env)
+    assert r.exit_code == 0, r.output
+    assert "repeat detections in 1 camera folders flagged" in r.output
+    d = json.loads((tmp_path / "flag.json").read_text())
+    assert md_validate(d)["errors"] == []
+    assert d["info"]["sleuth"]["suppress_repeats"] is False
+    by = {im["file"]: im["detections"] for im in d["images"]}
+    flagged = {f: sum(bool(x.get("repeat_detection")) for x in dets) for f, dets in by.items()}
+    assert all(flagged[f] >= 1 for f in flagged if f.startswith("cam/"))
+    assert flagged["other/single.jpg"] == 0
+    r = run_cli([*base, "-o", str(tmp_path / "drop.json"), "--suppress-repeats"], detect_env)
+    assert r.exit_code == 0, r.output
+    d2 = json.loads((tmp_path / "drop.json").read_text())
+    assert d2["info"]["sleuth"]["suppress_repeats"] is True
+    for im in d2["images"]:
+        assert not any(x.get("repeat_detection") for x in im["detections"])
+        assert len(im["detections"]) == len(by[im["file"]]) - flagged[im["file"]]
+    # the flag survives a round trip through `sleuth export`
+    from sleuth.exports import read_md
+
+    records, _ = read_md(tmp_path / "flag.json")
+    assert sum(det.repeat for rec in records for det in rec.detections) == sum(flagged.values())

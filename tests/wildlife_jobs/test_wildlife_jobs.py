@@ -244,3 +244,40 @@ def test_burst_of_200_jobs_drains_and_sync_stays_responsive(jclient, team):
     with jclient.app.state.platform.db.session() as s:
         assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.status == "completed")) == 200
         assert s.scalar(select(func.max(JobItem.attempts))) == 1
+
+
+def _run_job(c, auth, data, ref, **options):
+    job = _create(c, auth, operation="filter", client_reference_id=ref, options={"threshold": 0.2, **options}).json()
+    assert c.put(_path(job["upload"]["url"]), content=data, headers=job["upload"]["headers"]).status_code == 200
+    c.post(_path(job["submit_url"]), headers=auth)
+    assert _wait(c, auth, job["id"]) == "completed"
+    return c.get(_path(job["result_url"]), headers=auth).json()
+
+
+def test_repeat_detections_per_camera(jclient, team):
+    """The sign posts in the squirrel camera's field recur on every frame: from the 10th frame of that camera
+    (client_reference_id prefix) on they are flagged, and dropped with suppress_repeats; another camera, and
+    an image without a camera, are not affected."""
+    import json
+
+    _, auth = team
+    man = json.loads((CT / "manifest.json").read_text())["images"]
+    frames = [(CT / r["path"]).read_bytes() for r in man if r["set"] == "pw_ft_squirrels"][:11]
+    flagged = []
+    for i, data in enumerate(frames[:10]):
+        body = _run_job(jclient, auth, data, f"squirrel-cam/frame{i}.jpg")
+        flagged.append(sum(bool(d.get("repeat_detection")) for d in body["detections"]))
+    assert flagged[:9] == [0] * 9  # fewer than 10 images of the camera so far
+    assert flagged[9] >= 1
+    kept = _run_job(jclient, auth, frames[10], "squirrel-cam/frame10.jpg")
+    dropped = _run_job(jclient, auth, frames[10], "squirrel-cam/frame10b.jpg", suppress_repeats=True)
+    n_flag = sum(bool(d.get("repeat_detection")) for d in kept["detections"])
+    assert n_flag >= 1
+    assert len(dropped["detections"]) == len(kept["detections"]) - n_flag
+    assert not any(d.get("repeat_detection") for d in dropped["detections"])
+    other = _run_job(jclient, auth, frames[10], "other-cam/frame10.jpg")
+    alone = _run_job(jclient, auth, frames[10], "frame10.jpg")  # no camera prefix, no EXIF serial
+    for body in (other, alone):
+        assert body["detections"] and not any(d.get("repeat_detection") for d in body["detections"])
+    bad = _create(jclient, auth, options={"suppress_repeats": "maybe"})
+    assert bad.status_code == 400 and "suppress_repeats" in bad.text

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
-from sleuth.api.wildlife import load_result, parse_options
+from sleuth.api.wildlife import _bool, load_result, parse_options
 from sleuth.db.models import Job, JobItem, utcnow
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError, bad_request
@@ -82,6 +82,7 @@ async def create_job(
     if not isinstance(raw_opts, dict):
         raise bad_request("options must be an object", "options")
     options, metadata, _country = parse_options(raw_opts)
+    suppress_repeats = _bool(raw_opts, "suppress_repeats", False)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise bad_request("Idempotency-Key must be 1-200 characters", "Idempotency-Key")
     job, created = await run_in_threadpool(
@@ -96,6 +97,7 @@ async def create_job(
         metadata=metadata,
         idempotency_key=idempotency_key,
         body_hash=wj.request_hash(body),
+        suppress_repeats=suppress_repeats,
     )
     job, item = await run_in_threadpool(wj.get_job, platform, principal.team_id, job.id)
     view = job_view(job, item, _base(request, platform), platform, with_upload=True)

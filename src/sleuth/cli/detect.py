@@ -183,6 +183,14 @@ def detect(
     ] = None,
     concurrency: Annotated[int, typer.Option(help="--server: requests in flight.")] = 4,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    suppress_repeats: Annotated[
+        bool,
+        typer.Option(
+            "--suppress-repeats",
+            help="Drop repeat detections: boxes recurring at one place in >= 10 images of a camera folder "
+            "(flagged as repeat_detection in the MD output either way).",
+        ),
+    ] = False,
 ) -> None:
     """Detect and classify wildlife in folders of camera-trap images and videos."""
     from sleuth.services import folder as fl
@@ -205,6 +213,7 @@ def detect(
             chunk_size=chunk_size,
             checkpoint_every=checkpoint_every,
             server=server,
+            suppress_repeats=suppress_repeats,
         )
         out_paths = output_paths(output, fmts)
         single_file = list(out_paths.values()) == [output]
@@ -318,6 +327,10 @@ def detect(
         )
         raise typer.Exit(130)
     info = fl.run_info(config, datetime.now(), model_version=getattr(engine, "model_version", None))
+    flagged, cameras = fl.flag_folder_repeats(records, suppress=suppress_repeats)
+    if flagged:
+        what = "dropped" if suppress_repeats else "flagged (repeat_detection; --suppress-repeats drops them)"
+        typer.echo(f"{flagged} repeat detections in {cameras} camera folders {what}", err=True)
 
     errors = write_exports(records, info, out_paths, opts_for)
     if not complete:

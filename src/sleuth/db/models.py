@@ -226,3 +226,18 @@ class SecureUpload(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CameraBoxes(Base):
+    """The boxes of one processed async wildlife image, by camera, for repeat detection elimination
+    (``services.wildlife_jobs``): a new image of the camera is checked against these."""
+
+    __tablename__ = "wildlife_camera_boxes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    camera: Mapped[str] = mapped_column(String(420))  # "ref:<client_reference_id prefix>" | "serial:<EXIF serial>"
+    job_id: Mapped[str] = mapped_column(String(36))
+    boxes: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"boxes": [[x, y, w, h], ...]} (the boxes that count)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    __table_args__ = (Index("ix_wildlife_camera_boxes_camera", "team_id", "camera", "created_at"),)

@@ -173,6 +173,8 @@ def to_md_dict(records: Sequence[ImageRecord], info: RunInfo | None = None) -> d
                     d["classifications"] = [[labels.id_for(lbl), _r(s, CONF_DECIMALS)] for lbl, s in cls]
                 if video or det.frame_number is not None:
                     d["frame_number"] = int(det.frame_number) if det.frame_number is not None else 0
+                if det.repeat:
+                    d["repeat_detection"] = True  # sleuth's flag (repeat detection elimination); MD ignores it
                 dets.append(d)
             im["detections"] = dets
         if rec.width is not None:
@@ -336,6 +338,7 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
                         label_score=cls[0][1] if cls else None,
                         classifications=cls,
                         frame_number=int(fn) if fn is not None else None,
+                        repeat=det.get("repeat_detection") is True,
                     )
                 )
         exif = dict(im.get("exif_metadata") or {})

@@ -40,6 +40,7 @@ class DetectionRecord:
     label_score: float | None = None
     classifications: list[tuple[str, float]] = field(default_factory=list)
     frame_number: int | None = None
+    repeat: bool = False  # flagged by repeat detection elimination (recurs at this place across the camera)
 
     def __post_init__(self) -> None:
         if self.category not in DETECTION_CATEGORIES:

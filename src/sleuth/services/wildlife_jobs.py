@@ -18,11 +18,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sleuth.db.models import Job, JobItem, StoredResult, utcnow
+from sleuth.db.models import CameraBoxes, Job, JobItem, StoredResult, utcnow
 from sleuth.pipelines.wildlife import ImageOptions
+from sleuth.pipelines.wildlife.repeats import RepeatRule, camera_of, flag_against_history
 from sleuth.platform import jobs
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
@@ -52,7 +53,7 @@ def check_upload_signature(key: bytes, job_id: str, expires: str, sig: str) -> N
         raise SleuthError(403, "upload_url_expired", "Upload URL has expired")
 
 
-def options_to_dict(opts: ImageOptions, metadata: bool) -> dict[str, Any]:
+def options_to_dict(opts: ImageOptions, metadata: bool, suppress_repeats: bool = False) -> dict[str, Any]:
     return {
         "threshold": opts.threshold,
         "classify": opts.classify,
@@ -61,6 +62,7 @@ def options_to_dict(opts: ImageOptions, metadata: bool) -> dict[str, Any]:
         "smooth_herd": opts.smooth_herd,
         "top_candidate": opts.top_candidate,
         "metadata": metadata,
+        "suppress_repeats": suppress_repeats,
     }
 
 
@@ -76,6 +78,7 @@ def create(
     metadata: bool,
     idempotency_key: str | None,
     body_hash: str,
+    suppress_repeats: bool = False,
 ) -> tuple[Job, bool]:
     """Create (or, for a replayed Idempotency-Key, return) a job. Returns (job, created)."""
     if idempotency_key:
@@ -90,7 +93,7 @@ def create(
     s_ = platform.settings
     upload_expires = utcnow() + timedelta(seconds=s_.upload_url_ttl_s)
     spec = jobs.ItemSpec(filename=svc_safe(filename), media_type="image", cost=1)
-    opts = options_to_dict(options, metadata) | {
+    opts = options_to_dict(options, metadata, suppress_repeats) | {
         "operation": operation,
         "content_type": content_type,
         "upload_expires_at": upload_expires.isoformat(),
@@ -121,6 +124,7 @@ def create(
                 metadata=metadata,
                 idempotency_key=idempotency_key,
                 body_hash=body_hash,
+                suppress_repeats=suppress_repeats,
             )
         raise
     return job, True
@@ -243,6 +247,7 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
     item_payload = svc.result_item(
         outcome, profile, opts, metadata=bool(o.get("metadata")), detector_only=detector_only
     )
+    _repeats(platform, job, outcome, item_payload, "detections" if detector_only else "annotations")
     payload.update({k: v for k, v in item_payload.items() if k not in ("index", "info")})
     payload["info"] = svc.item_info(outcome, profile, opts) | {
         "country_processed": opts.country,
@@ -261,6 +266,60 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
             )
         )
     return payload
+
+
+# Repeat detection elimination per camera: earlier images of the same camera (at most this many, newest first).
+CAMERA_HISTORY = 1000
+
+
+def _repeats(platform: Platform, job: Job, outcome: Any, item: dict[str, Any], key: str) -> None:
+    """Flag (``repeat_detection: true``) or, with the job option ``suppress_repeats``, drop the boxes of this
+    image that recur at the same place in >= 10 earlier images of its camera (``repeats.camera_of``: the
+    ``client_reference_id`` prefix before its first ``/``, else the EXIF camera serial); then remember this
+    image's boxes for the camera's next images. Images without a camera are left alone."""
+    camera = camera_of(job.client_reference_id, outcome.exif.get("serial"))
+    boxes = item.get(key) or []
+    if camera is None:
+        return
+    rule = RepeatRule()
+    confs = [float(b.get("score", 0.0)) for b in boxes]
+    if key == "annotations":  # the detector's confidence counts, not the label's score
+        confs = [float(a.detection_conf) for a in outcome.annotations]
+    current = [(list(b["bbox"]), c) for b, c in zip(boxes, confs, strict=True)]
+    with platform.db.read_session() as s:
+        rows = s.scalars(
+            select(CameraBoxes.boxes)
+            .where(CameraBoxes.team_id == job.team_id, CameraBoxes.camera == camera, CameraBoxes.job_id != job.id)
+            .order_by(CameraBoxes.created_at.desc())
+            .limit(CAMERA_HISTORY)
+        ).all()
+    flags = flag_against_history(current, [r.get("boxes") or [] for r in rows], rule)
+    for b, f in zip(boxes, flags, strict=True):
+        if f:
+            b["repeat_detection"] = True
+    if job.options.get("suppress_repeats"):
+        item[key] = [b for b, f in zip(boxes, flags, strict=True) if not f]
+        if key == "annotations":
+            for i, a in enumerate(item[key]):
+                a["id"] = i
+    with platform.db.session() as s:
+        s.query(CameraBoxes).filter(CameraBoxes.job_id == job.id).delete()  # a retried item counts once
+        s.add(
+            CameraBoxes(
+                team_id=job.team_id,
+                camera=camera,
+                job_id=job.id,
+                boxes={"boxes": [bb for bb, c in current if rule.counts(bb, c)]},
+                expires_at=job.expires_at or utcnow() + timedelta(days=platform.settings.result_ttl_days),
+            )
+        )
+
+
+def expire_camera_boxes(db: Any, storage: Any, now: Any) -> int:
+    """Forget a camera's boxes once the job's result has expired (counted in no report: they are not jobs)."""
+    with db.session() as s:
+        s.execute(delete(CameraBoxes).where(CameraBoxes.expires_at <= now))
+    return 0
 
 
 def _iso(dt: Any) -> str | None:
@@ -296,3 +355,4 @@ def expire_uploads(db: Any, storage: Any, now: Any) -> int:
 
 jobs.register_kind(KIND, handle_item)
 register_sweeper(expire_uploads)
+register_sweeper(expire_camera_boxes)

@@ -22,6 +22,7 @@ from sleuth.services.folder.checkpoint import Checkpoint, record_from_json, reco
 from sleuth.services.folder.config import DetectConfig, run_info
 from sleuth.services.folder.engines import Engine, ItemResult, LocalEngine, ServerEngine, WorkItem
 from sleuth.services.folder.inputs import IMAGE_EXTENSIONS, InputFile, discover, read_file_list
+from sleuth.services.folder.repeats import flag_folder_repeats
 from sleuth.services.folder.runner import RunStats, run_folder
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ServerEngine",
     "WorkItem",
     "discover",
+    "flag_folder_repeats",
     "read_file_list",
     "record_from_json",
     "record_to_json",

@@ -24,6 +24,7 @@ class DetectConfig:
     checkpoint_every: int = 100
     server: str | None = None
     precision: str | None = None  # MD-Lite int8/fp32 (auto resolved); None = the detector_precision setting
+    suppress_repeats: bool = False  # drop repeat detections (flagged either way; applied after the run)
 
     def __post_init__(self) -> None:
         if self.server is not None:
@@ -96,5 +97,6 @@ def run_info(
         extra={
             "sleuth": {k: v for k, v in config.result_key().items() if v is not None}
             | ({"server": config.server} if config.server else {})
+            | {"suppress_repeats": config.suppress_repeats}
         },
     )

@@ -367,6 +367,35 @@ def evaluate(items: Sequence[Item], boxes: Sequence[Sequence[Box]]) -> Report:
     return Report(per_set, per_cat, blank_false, blank_images, lc)
 
 
+def repeat_rows(items: Sequence[Item], boxes: Sequence[Sequence[Box]]) -> list[str]:
+    """Repeat detection elimination as ``sleuth detect`` applies it, each set's folder as one camera folder."""
+    from sleuth.pipelines.wildlife.repeats import flag_repeats
+
+    rows = [
+        "| set folder | boxes flagged | of them false | of them true | recall, suppressed | false boxes, suppressed |"
+    ]
+    rows.append("|---|---|---|---|---|---|")
+    for name in sorted({i.set for i in items}):
+        idx = [k for k, i in enumerate(items) if i.set == name]
+        flags = flag_repeats([[(b.bbox, b.score) for b in boxes[k]] for k in idx])
+        false = true = 0
+        kept: list[list[Box]] = []
+        for k, fl in zip(idx, flags, strict=True):
+            _, _, pairs = score_boxes(items[k], boxes[k])
+            for (_b, r), f in zip(pairs, fl, strict=True):
+                false += f and r is None
+                true += f and r is not None
+            kept.append([b for b, f in zip(boxes[k], fl, strict=True) if not f])
+        rep = evaluate([items[k] for k in idx], kept)
+        c = DetCounts()
+        for v in rep.per_set.values():
+            c.add(v)
+        rows.append(
+            f"| {name} | {false + true} | {false} | {true} | {_pct(c.found, c.refs)} | {c.false + rep.blank_false} |"
+        )
+    return rows
+
+
 def recall_at_blank_false(
     items: Sequence[Item], boxes: Sequence[Sequence[Box]], ks: Sequence[int] = (0, 1, 2, 4)
 ) -> list[tuple[int, float, int, int, int]]:
@@ -732,6 +761,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 name = b.label.split(";")[-1] if b.label else "-"
                 lines.append(f"- {Path(item.path).name} | {item.label} | {ref} | {b.score:.3f} | {name} ({b.source})")
     out: dict[str, Any] = {"threshold": args.threshold, "profile": args.profile, "report": report_json(rep)}
+    lines += [
+        "",
+        "Repeat detections (`sleuth detect`'s rule, each set's folder one camera folder; flagged by default)",
+        "",
+    ]
+    lines += repeat_rows(items, boxes)
     if not args.no_curve:
         det = run_service(items, 0.01, args.profile, detector_only=True)
         curve = recall_at_blank_false(items, det)

@@ -53,39 +53,39 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(g, (WIDTH, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def _mode(a: np.ndarray) -> float:
-    hist = np.bincount(np.clip(a, 0, 255).astype(np.int64).ravel() // 8, minlength=32)
-    return float(hist.argmax() * 8 + 4)
-
-
 def _band(g: np.ndarray) -> tuple[int, list[int]] | None:
     """Rows [0, k) of ``g`` (edge first) forming a bar, and its column blocks; or None."""
     h, w = g.shape
     n = max(3, int(h * MAX_FRACTION))
     if h < 2 * n:
         return None
-    edges = np.linspace(0, w, BLOCKS + 1).astype(int)
-    change = np.abs(np.diff(g[: n + 1], axis=0)) > STEP  # boundary between row i and i + 1
+    bw = w // BLOCKS
+    gb = g[: n + n // 3 + 2, : bw * BLOCKS].reshape(-1, BLOCKS, bw)  # rows x blocks x columns
+    change = np.abs(np.diff(gb[: n + 1], axis=0)) > STEP  # boundary between row i and i + 1
+    step = change.mean(axis=2)  # rows x blocks
+    q = np.clip(gb[:n], 0, 255).astype(np.int64) // 8  # 8-level bins
+    cell = (np.arange(n)[:, None, None] * BLOCKS + np.arange(BLOCKS)[None, :, None]) * 32
+    hist = np.bincount((cell + q).ravel(), minlength=n * BLOCKS * 32).reshape(n, BLOCKS, 32)
+    cum = np.cumsum(hist, axis=0)  # per row and block: the histogram of the band down to that row
     best: tuple[int, int, list[int]] | None = None
     for k in range(max(2, int(h * MIN_FRACTION)), n):
-        if change[k - 1].mean() < 0.2:
+        ok_step = step[k - 1] >= 0.5
+        if ok_step.sum() < MIN_BLOCKS:
             continue
-        band, beyond = g[:k], g[k : k + max(2, k // 3)]
-        found: dict[int, list[tuple[int, float]]] = {}  # background value (16-level bin) -> (block, text)
-        for b in range(BLOCKS):
-            c0, c1 = edges[b], edges[b + 1]
-            part = band[:, c0:c1]
-            mode = _mode(part)
-            near = float((np.abs(part - mode) <= NEAR).mean())
-            outside = float((np.abs(beyond[:, c0:c1] - mode) <= NEAR).mean())
-            step = float(change[k - 1, c0:c1].mean())
-            if near >= 0.5 and step >= 0.5 and outside < near - 0.25:
-                found.setdefault(int(mode) // 16, []).append((b, float((np.abs(part - mode) > TEXT).mean())))
-        if not found:
+        mode = cum[k - 1].argmax(axis=1) * 8.0 + 4.0  # per block: the band's background value
+        band, beyond = gb[:k], gb[k : k + max(2, k // 3)]
+        dist = np.abs(band - mode[None, :, None])
+        near = (dist <= NEAR).mean(axis=(0, 2))
+        outside = (np.abs(beyond - mode[None, :, None]) <= NEAR).mean(axis=(0, 2))
+        text = (dist > TEXT).mean(axis=(0, 2))
+        good = ok_step & (near >= 0.5) & (outside < near - 0.25)
+        if good.sum() < MIN_BLOCKS:
             continue
-        group = max(found.values(), key=len)  # the blocks sharing one background
-        blocks = [b for b, _ in group]
-        if len(blocks) < MIN_BLOCKS or sum(t for _, t in group) / len(group) < 0.004:
+        found: dict[int, list[int]] = {}  # background value (16-level bin) -> blocks
+        for blk in np.flatnonzero(good):
+            found.setdefault(int(mode[blk]) // 16, []).append(int(blk))
+        blocks = max(found.values(), key=len)  # the blocks sharing one background
+        if len(blocks) < MIN_BLOCKS or float(text[blocks].mean()) < 0.004:
             continue
         score = len(blocks) * 1000 + int(change[k - 1].mean() * 999)
         if best is None or score > best[0]:

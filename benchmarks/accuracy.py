@@ -15,8 +15,9 @@ profile unless ``--profile``) on every decodable image of ``../shared/data/camer
   rank is right (precision). Truth is the image's label with its taxonomy below (``TRUTH``); a rank the truth
   does not know (e.g. which fox) makes a label at that rank *unverifiable*: counted, left out of precision.
   WordNet (the Coral stand-in's taxonomy) and SpeciesNet spell some taxa differently; both spellings count.
-* **Cross-class labels**: an animal label whose taxonomic class is not the truth's (a bird on an elephant),
-  an animal taxon on a person/vehicle box, or human/vehicle on an animal box.
+* **Cross-class labels**: an animal label whose taxonomic class is not the truth's (a bird on an elephant);
+  counted apart, **wrong categories**: an animal taxon on a person/vehicle box, or human/vehicle on an animal
+  box (a detector or relabeler error rather than a classifier one).
 * **Leave-one-out** figures for what is fitted on this set (see ``--help``): the fitted part is refitted
   without the held-out part and scored on it.
 
@@ -242,7 +243,8 @@ class LabelCounts:
     right_at_or_finer: dict[str, int] = field(default_factory=dict)  # right labels at this rank or finer
     animal_boxes: int = 0  # found reference animal boxes (coverage denominator)
     coarse: dict[str, int] = field(default_factory=dict)  # kingdom "animal" / no label / human / vehicle
-    cross_class: list[str] = field(default_factory=list)
+    cross_class: list[str] = field(default_factory=list)  # a taxon of the wrong taxonomic class (bird on elephant)
+    wrong_category: list[str] = field(default_factory=list)  # human/vehicle on an animal, a taxon on a person
 
 
 def label_verdict(label: str, truth: _T) -> tuple[str, bool | None]:
@@ -277,14 +279,14 @@ def score_labels(item: Item, pairs: Sequence[tuple[Box, Ref | None]], lc: LabelC
         name = Path(item.path).name
         if ref.category != "animal":
             if lab.is_taxon and not lab.is_human and not lab.is_animal_kingdom:
-                lc.cross_class.append(f"{name}: {ref.category} box labelled {lab.common!r}")
+                lc.wrong_category.append(f"{name}: {ref.category} box labelled {lab.common!r}")
             continue
         if not ref.care:
             continue
         lc.animal_boxes += 1
         if lab.is_human or lab.is_vehicle:
             lc.coarse["human/vehicle"] = lc.coarse.get("human/vehicle", 0) + 1
-            lc.cross_class.append(f"{name}: animal box labelled {lab.common!r}")
+            lc.wrong_category.append(f"{name}: animal box labelled {lab.common!r}")
             continue
         if not lab.is_taxon or lab.is_animal_kingdom:
             key = "animal" if lab.is_animal_kingdom else (lab.rank or "none")
@@ -637,6 +639,7 @@ def loso_cutoffs(runner: LabelRunner, base: Any) -> list[str]:
                 d[r] = d.get(r, 0) + v
         total.animal_boxes += lc.animal_boxes
         total.cross_class += lc.cross_class
+        total.wrong_category += lc.wrong_category
     rows += ["", "Pooled over the three held-out sets:", ""]
     rows += _rank_rows(total)
     return rows
@@ -689,10 +692,19 @@ def format_report(rep: Report, threshold: float, title: str) -> list[str]:
     lines += _rank_rows(lc)
     coarse = ", ".join(f"{k} {v}" for k, v in sorted(lc.coarse.items())) or "none"
     lines.append(f"| coarser | {coarse} | | | | | |")
-    lines += ["", f"Cross-class labels: **{len(lc.cross_class)}**"]
+    lines += [
+        "",
+        f"Cross-class labels (a taxon of another taxonomic class than the truth's): **{len(lc.cross_class)}**",
+    ]
     lines += [f"- {x}" for x in lc.cross_class[:20]]
     if len(lc.cross_class) > 20:
         lines.append(f"- ... {len(lc.cross_class) - 20} more")
+    lines += [
+        "",
+        f"Wrong category (human/vehicle on an animal box, an animal taxon on a person/vehicle box): "
+        f"**{len(lc.wrong_category)}**",
+    ]
+    lines += [f"- {x}" for x in lc.wrong_category[:20]]
     return lines
 
 

@@ -89,22 +89,11 @@ TRUTH: dict[str, _T] = {
 # matching
 
 
-def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
-
-
 def iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
     """IoU of normalised ``[x, y, w, h]`` boxes: (len(a), len(b))."""
-    A, B = xywh_to_xyxy(a), xywh_to_xyxy(b)
-    iw = np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0])
-    ih = np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    ua = (A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
-    ub = (B[:, 2] - B[:, 0]) * (B[:, 3] - B[:, 1])
-    union = ua[:, None] + ub[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    from sleuth.models.detection import iou_matrix, norm_xywh_to_xyxy
+
+    return iou_matrix(norm_xywh_to_xyxy(a), norm_xywh_to_xyxy(b))
 
 
 def match(

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sleuth.models.detection import iou_matrix, norm_xywh_to_xyxy
+
 __all__ = ["RepeatRule", "camera_of", "flag_against_history", "flag_repeats"]
 
 Box = Sequence[float]  # normalised [x, y, w, h]
@@ -39,31 +41,15 @@ class RepeatRule:
         return conf >= self.min_conf and float(bbox[2]) * float(bbox[3]) <= self.max_area
 
 
-def _xyxy(boxes: Sequence[Box]) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    ua = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    ub = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = ua[:, None] + ub[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def _occurrences(boxes: Sequence[Box], others: Sequence[Sequence[Box]], iou: float) -> np.ndarray:
     """Per box: in how many of ``others`` (images) a box with IoU >= ``iou`` occurs."""
     out = np.zeros(len(boxes), dtype=np.int64)
     if not len(boxes):
         return out
-    a = _xyxy(boxes)
+    a = norm_xywh_to_xyxy(boxes)
     for img in others:
         if len(img):
-            out += (_iou(a, _xyxy(img)) >= iou).any(axis=1)
+            out += (iou_matrix(a, norm_xywh_to_xyxy(img)) >= iou).any(axis=1)
     return out
 
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         description="Lifetime of a secure upload's single-use media_token (POST /secure_uploads); the file is "
         "deleted when the token is used or, unused, at the first sweep after it expires.",
     )
+    media_url_ttl_s: float = Field(
+        default=900.0, description="Lifetime of a signed media/visualization link (what a browser opens)."
+    )
 
     # --- billing and limits ---------------------------------------------------------
     billing_enabled: bool = Field(default=False, description="Charge credits; off = unlimited mode.")

@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
         description="Self-hosted batch detection: camera-trap wildlife (Animal Detect–compatible) and "
         "deepfake detection (Resemble Detect–compatible).",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc come from sleuth.api.ui, with the assets inside the package
         redoc_url=None,
     )
     app.state.platform = platform
@@ -120,7 +120,20 @@ def _route_modules() -> list[Any]:
     mounts: list[Any] = []
     import importlib
 
-    for name in ("sleuth.api.wildlife", "sleuth.api.deepfake", "sleuth.api.uploads", "sleuth.api.jobs"):
+    for name in (
+        "sleuth.api.wildlife",
+        "sleuth.api.deepfake",
+        "sleuth.api.uploads",
+        "sleuth.api.jobs",
+        # the web app's routes (issue 18): media links, upload groups, reviews, exports, team, timeline, pages
+        "sleuth.api.media",
+        "sleuth.api.upload_groups",
+        "sleuth.api.reviews",
+        "sleuth.api.exports",
+        "sleuth.api.team",
+        "sleuth.api.timeline",
+        "sleuth.api.ui",
+    ):
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from sleuth.api import routing
+from sleuth.api import media, routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
-from sleuth.platform import jobs, secure_uploads
+from sleuth.platform import jobs, secure_uploads, signing
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
 from sleuth.platform.errors import SleuthError, bad_request
@@ -283,6 +283,10 @@ async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
         await asyncio.sleep(0.2)
 
 
+def _signer(platform: Platform) -> signing.Signer:
+    return signing.signer(platform.settings)
+
+
 def _base_url(request: Request, platform: Platform) -> str:
     return platform.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
 
@@ -365,32 +369,54 @@ async def create_detect(
     if prefer and "wait" in prefer.lower():
         await _wait_for(platform, principal.team_id, ids[0])
     item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, ids[0])
-    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform))}
+    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform), _signer(platform))}
 
 
 @router.get("/detect/{uuid}", summary="Get a detection result")
 async def get_detect(uuid: str, request: Request, principal: Reference, platform: PlatformDep) -> Any:
     item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
-    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform))}
+    return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform), _signer(platform))}
 
 
-@router.get("/detect/{uuid}/visualization", summary="The visualization PNG of a detection")
-async def get_visualization(uuid: str, principal: Reference, platform: PlatformDep) -> Response:
-    item, _job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
+@router.get(
+    "/detect/{uuid}/visualization",
+    summary="The visualization PNG of a detection (Bearer, or the signed link in the result)",
+    responses=media.media_responses(routing.DEEPFAKE, "image/png", "The visualization PNG"),
+)
+async def get_visualization(
+    uuid: str, access: media.MediaAccess, platform: PlatformDep, range_: media.RangeHeader = None
+) -> Response:
+    item, _job = await run_in_threadpool(svc.get_item, platform, access.team_id or _owner(platform, uuid), uuid)
     key = (item.result or {}).get("visualization_key")
     if not key or not platform.storage.exists(key):
         raise SleuthError(404, "not_found", "No visualization for this detect")
-    return Response(await run_in_threadpool(platform.storage.get, key), media_type="image/png")
+    return media.media_response(await run_in_threadpool(platform.storage.get, key), "image/png", range_)
 
 
-@router.get("/detect/{uuid}/media", summary="The analysed media (unless deleted by zero retention)")
-async def get_media(uuid: str, principal: Reference, platform: PlatformDep) -> Response:
-    item, _job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
-    if not item.media_key or not platform.storage.exists(item.media_key):
+@router.get(
+    "/detect/{uuid}/media",
+    summary="The analysed media, unless deleted by zero retention (Bearer, or the signed link in the result)",
+    responses=media.media_responses(routing.DEEPFAKE, "application/octet-stream", "The media file"),
+)
+async def get_media(
+    uuid: str, access: media.MediaAccess, platform: PlatformDep, range_: media.RangeHeader = None
+) -> Response:
+    item, job = await run_in_threadpool(svc.get_item, platform, access.team_id or _owner(platform, uuid), uuid)
+    if job.options.get("zero_retention_mode") or not item.media_key or not platform.storage.exists(item.media_key):
         raise SleuthError(404, "not_found", "Media not available (deleted or expired)")
-    return Response(
-        await run_in_threadpool(platform.storage.get, item.media_key), media_type="application/octet-stream"
-    )
+    data = await run_in_threadpool(platform.storage.get, item.media_key)
+    return media.media_response(data, media.guess_type(item.filename), range_)
+
+
+def _owner(platform: Platform, item_id: str) -> str:
+    """The team of an item a signed link names (the signature already proved the link was issued for it)."""
+    from sleuth.db.models import JobItem
+
+    with platform.db.read_session() as s:
+        item = s.get(JobItem, item_id)
+        if item is None:
+            raise SleuthError(404, "not_found", "Detect not found")
+        return item.team_id
 
 
 @router.get("/detect", summary="List detections (paged)")
@@ -402,14 +428,14 @@ async def list_detects(
     page_size: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Any:
     rows, total = await run_in_threadpool(svc.list_items, platform, principal.team_id, page, page_size)
-    base = _base_url(request, platform)
+    base, sign = _base_url(request, platform), _signer(platform)
     return {
         "success": True,
         "page": page,
         "num_pages": max(1, -(-total // page_size)),
         "page_size": page_size,
         "total_count": total,
-        "items": [svc.item_view(i, j, base) for i, j in rows],
+        "items": [svc.item_view(i, j, base, sign) for i, j in rows],
     }
 
 

@@ -169,6 +169,17 @@ def obj(properties: Mapping[str, Schema], required: tuple[str, ...] | list[str] 
     return s
 
 
+def nullable(schema: Schema) -> Schema:
+    """``schema`` that also admits null (OpenAPI 3.1: a type list)."""
+    out = dict(schema)
+    t = out.get("type")
+    if isinstance(t, str):
+        out["type"] = [t, "null"]
+    elif "type" not in out:
+        out = {"anyOf": [schema, {"type": "null"}]}
+    return out
+
+
 def multipart(properties: Mapping[str, Schema], required: tuple[str, ...] | list[str] = ()) -> dict[str, Schema]:
     return {"multipart/form-data": {"schema": obj(properties, required)}}
 
@@ -319,6 +330,7 @@ __all__ = [
     "integer",
     "json_content",
     "multipart",
+    "nullable",
     "number",
     "obj",
     "raw_content",

@@ -1,5 +1,5 @@
 """``sleuth detect`` (run the wildlife pipeline over folders, locally or on a server) and
-``sleuth export`` (convert an MD results file). See ``docs/folder-cli.md``."""
+``sleuth export`` (convert an MD results file or saved API responses). See ``docs/folder-cli.md``."""
 
 from __future__ import annotations
 
@@ -347,7 +347,13 @@ def detect(
 
 
 def export_cmd(
-    results: Annotated[Path, typer.Argument(help="MegaDetector batch results JSON (format >= 1.3).")],
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="MegaDetector batch results JSON (format >= 1.3), or saved API responses (batch-detect, detect, "
+            "detect-url, a job result, or a JSON list of them)."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder, or file for one format.")] = Path(
         "sleuth-export"
     ),
@@ -363,12 +369,13 @@ def export_cmd(
     media_root: MediaRoot = "",
     category_names: CategoryNames = "label",
 ) -> None:
-    """Convert an MD results file (from sleuth detect, MegaDetector or SpeciesNet) to other formats."""
-    from sleuth.exports import read_md
+    """Convert an MD results file (from sleuth detect, MegaDetector or SpeciesNet), or saved API responses, to
+    other formats."""
+    from sleuth.services.results import read_results_file
 
     try:
         fmts = parse_formats(formats or ["csv"])
-        records, info = read_md(results)
+        records, info = read_results_file(results)
         out_paths = output_paths(output, fmts)
         opts_for = functools.partial(
             export_options,

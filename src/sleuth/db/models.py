@@ -241,3 +241,42 @@ class CameraBoxes(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     __table_args__ = (Index("ix_wildlife_camera_boxes_camera", "team_id", "camera", "created_at"),)
+
+
+class Upload(Base):
+    """What the web app sent in one go: a wildlife upload (its async jobs share ``reference_prefix`` as the start
+    of their ``client_reference_id``) or a deepfake batch (``batch_id``), with the deployment it came from."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # wildlife | deepfake
+    name: Mapped[str] = mapped_column(String(200), default="")
+    reference_prefix: Mapped[str] = mapped_column(String(400), default="")
+    batch_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    deployment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Review(Base):
+    """One human review action on one image of a stored wildlife result (append-only; replayed in order)."""
+
+    __tablename__ = "reviews"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    result_id: Mapped[str] = mapped_column(String(36))
+    image_index: Mapped[int] = mapped_column(Integer, default=0)
+    action: Mapped[str] = mapped_column(String(16))  # confirm | correct | add | reject | blank
+    box: Mapped[int | None] = mapped_column(Integer, default=None)
+    label: Mapped[str | None] = mapped_column(String(400), default=None)
+    category: Mapped[int | None] = mapped_column(Integer, default=None)
+    bbox: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    reviewer: Mapped[str] = mapped_column(String(200), default="")
+    key_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_reviews_team_result", "team_id", "result_id", "image_index"),)

@@ -19,6 +19,10 @@ Mapping (see ``docs/exports.md``):
   ``classificationProbability`` = label score where there is a taxon, else the detector
   confidence), and one ``blank`` row for media with no box kept. ``eventID``/``eventStart``/
   ``eventEnd`` come from :func:`sleuth.exports.sequences.group_events`.
+* Human review (the web app): a box a person confirmed, corrected or added, and an image a person marked blank,
+  get ``classificationMethod=human``, ``classifiedBy`` = the reviewer, ``classificationTimestamp`` = the review
+  time and no ``classificationProbability``; ``observationTags`` carries ``review:<status>``. Reviewed boxes are
+  kept whatever the threshold; boxes a reviewer rejected are not exported.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.exports.megadetector import parse_datetime
-from sleuth.exports.records import ImageRecord, RunInfo, is_video_file
+from sleuth.exports.records import ImageRecord, ReviewMark, RunInfo, is_video_file
 from sleuth.exports.sequences import DEFAULT_GAP_SECONDS, Event, event_index, group_events
 from sleuth.exports.taxonomy import parse_label
 
@@ -465,6 +469,8 @@ def build_camtrap_dp(
         if not kept:
             obs = dict(base)
             obs.update({"observationID": f"{mid}_0", "observationType": "blank"})
+            if r.review is not None:
+                obs.update(_human(r.review, localise))
             obs_rows.append(obs)
             continue
         for k, det in enumerate(kept):
@@ -500,6 +506,13 @@ def build_camtrap_dp(
                         entry.setdefault("vernacularNames", {"eng": taxon.common_name})
             if det.frame_number is not None and video:
                 tags.append(f"frame:{det.frame_number}")
+            comment = f"detector confidence {_fmt_num(det.conf, 3)}"
+            if det.review is not None:
+                tags.append(f"review:{det.review.status}")
+                if det.review.machine_label:
+                    comment += f"; machine label {parse_label(det.review.machine_label).name}"
+                if det.review.status == "added":
+                    comment = "box added by a reviewer"
             obs.update(
                 {
                     "observationID": f"{mid}_{k}",
@@ -512,9 +525,11 @@ def build_camtrap_dp(
                     "bboxHeight": _fmt_num(h),
                     "classificationProbability": _fmt_num(_clip01(prob), 3),
                     "observationTags": "|".join(tags),
-                    "observationComments": f"detector confidence {_fmt_num(det.conf, 3)}",
+                    "observationComments": comment,
                 }
             )
+            if det.review is not None:
+                obs.update(_human(det.review, localise))
             obs_rows.append(obs)
 
     # package
@@ -571,6 +586,16 @@ def build_camtrap_dp(
     }
     tables = {"deployments": dep_rows, "media": media_rows, "observations": obs_rows}
     return descriptor, tables
+
+
+def _human(review: ReviewMark, localise: Any) -> dict[str, str]:
+    """The classification columns of an observation a person decided (the web app's reviews)."""
+    return {
+        "classificationMethod": "human",
+        "classifiedBy": review.reviewer or "reviewer",
+        "classificationTimestamp": format_timestamp(localise(review.reviewed_at)),
+        "classificationProbability": "",
+    }
 
 
 _COLUMNS = {"deployments": DEPLOYMENT_COLUMNS, "media": MEDIA_COLUMNS, "observations": OBSERVATION_COLUMNS}

@@ -10,6 +10,9 @@
 * ``annotations``: one per kept box, ``bbox`` in absolute pixels (when width/height are known)
   and ``bbox_relative`` (normalised), plus ``conf`` and, for videos, ``frame_number``; one
   category-0 annotation (no box) per image without kept boxes.
+* Human review (the web app): a reviewed annotation's category is its reviewed label and it carries ``review``
+  ``{status: confirmed|corrected|added, reviewer, reviewed_at, machine_label?}``; an image a person marked blank
+  or reviewed carries ``review`` ``{status: blank|reviewed, reviewer, reviewed_at, rejected_boxes?}``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def to_coco_dict(
             im.update({"seq_id": ev.event_id, "seq_num_frames": ev.size, "frame_num": frame})
         im["location"] = rec.camera_folder
         im["corrupt"] = rec.failure is not None
+        if rec.review is not None:
+            im["review"] = rec.review.to_dict()
         images.append(im)
         if rec.failure is not None:
             continue
@@ -88,6 +93,8 @@ def to_coco_dict(
                 ann["bbox"] = [round(x * W, 2), round(y * H, 2), round(w * W, 2), round(h * H, 2)]
             if det.frame_number is not None:
                 ann["frame_number"] = det.frame_number
+            if det.review is not None:
+                ann["review"] = det.review.to_dict()
             annotations.append(ann)
 
     created = info.completion_time or datetime.now(UTC)

@@ -4,7 +4,9 @@ Columns (:data:`CSV_COLUMNS`): ``file, camera, datetime`` (ISO 8601, offset if k
 ``event_id, category`` (animal/person/vehicle; ``blank`` for an image without kept boxes;
 ``failure`` for an unreadable file), ``conf, label`` (common name), ``scientific_name,
 label_score, taxonomy`` (the full label string), ``bbox_x, bbox_y, bbox_w, bbox_h``
-(normalised), ``frame_number`` (videos) and ``failure`` (the failure message).
+(normalised), ``frame_number`` (videos), ``failure`` (the failure message) and, for what a person reviewed in the
+web app, ``review_status`` (confirmed/corrected/added on a box row, blank on an image row), ``reviewer`` and
+``reviewed_at``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from sleuth.exports.records import ImageRecord, RunInfo
+from sleuth.exports.records import ImageRecord, ReviewMark, RunInfo
 from sleuth.exports.sequences import DEFAULT_GAP_SECONDS, event_index, group_events
 from sleuth.exports.taxonomy import parse_label
 
@@ -35,6 +37,9 @@ CSV_COLUMNS = [
     "bbox_h",
     "frame_number",
     "failure",
+    "review_status",
+    "reviewer",
+    "reviewed_at",
 ]
 
 
@@ -42,6 +47,11 @@ def _num(value: float | None, decimals: int) -> str:
     if value is None:
         return ""
     return f"{round(float(value), decimals):.{decimals}f}"
+
+
+def _review_cols(review: ReviewMark) -> dict[str, str]:
+    d = review.to_dict()
+    return {"review_status": d["status"], "reviewer": d["reviewer"], "reviewed_at": d["reviewed_at"]}
 
 
 def csv_rows(
@@ -72,6 +82,8 @@ def csv_rows(
         kept = rec.kept(thr)
         if not kept:
             base["category"] = "blank"
+            if rec.review is not None:
+                base.update(_review_cols(rec.review))
             rows.append(base)
             continue
         for det in kept:
@@ -93,6 +105,8 @@ def csv_rows(
                     "frame_number": str(det.frame_number) if det.frame_number is not None else "",
                 }
             )
+            if det.review is not None:
+                row.update(_review_cols(det.review))
             rows.append(row)
     return rows
 

@@ -18,6 +18,12 @@ Writing:
   ``label`` is written as a classification too (if it is not one already), so on reading back
   ``label`` is the top-1 classification.
 
+Human review (the web app): a reviewed detection carries ``review`` ``{status: confirmed|corrected|added,
+reviewer, reviewed_at, machine_label?}`` and its reviewed label is its top classification (confidence 1.0, the
+model's classifications follow); an image a person marked blank or reviewed carries ``review`` ``{status:
+blank|reviewed, reviewer, reviewed_at, rejected_boxes?}`` (rejected boxes are left out of ``detections``). Both are
+read back by :func:`from_md_dict`.
+
 Timezone-aware datetimes are written as EXIF wall-clock time plus
 ``exif_metadata["OffsetTimeOriginal"]`` (``"+02:00"``), which the reader re-attaches.
 """
@@ -36,6 +42,7 @@ from sleuth.exports.records import (
     DETECTION_CATEGORIES,
     DetectionRecord,
     ImageRecord,
+    ReviewMark,
     RunInfo,
     is_video_file,
 )
@@ -175,6 +182,8 @@ def to_md_dict(records: Sequence[ImageRecord], info: RunInfo | None = None) -> d
                     d["frame_number"] = int(det.frame_number) if det.frame_number is not None else 0
                 if det.repeat:
                     d["repeat_detection"] = True  # sleuth's flag (repeat detection elimination); MD ignores it
+                if det.review is not None:
+                    d["review"] = det.review.to_dict()
                 dets.append(d)
             im["detections"] = dets
         if rec.width is not None:
@@ -192,6 +201,8 @@ def to_md_dict(records: Sequence[ImageRecord], info: RunInfo | None = None) -> d
         if video:
             im["frame_rate"] = float(rec.frame_rate) if rec.frame_rate is not None else -1.0
             im["frames_processed"] = [int(f) for f in (rec.frames_processed or [])]
+        if rec.review is not None:
+            im["review"] = rec.review.to_dict()
         images.append(im)
 
     md_info: dict[str, Any] = {"format_version": FORMAT_VERSION}
@@ -339,6 +350,7 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
                         classifications=cls,
                         frame_number=int(fn) if fn is not None else None,
                         repeat=det.get("repeat_detection") is True,
+                        review=ReviewMark.from_dict(det.get("review")),
                     )
                 )
         exif = dict(im.get("exif_metadata") or {})
@@ -360,6 +372,7 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
                 is_video=video,
                 frame_rate=(float(frame_rate) if isinstance(frame_rate, (int, float)) and frame_rate >= 0 else None),
                 frames_processed=list(im["frames_processed"]) if "frames_processed" in im else None,
+                review=ReviewMark.from_dict(im.get("review")),
             )
         )
     return records, info

@@ -12,6 +12,9 @@ Conventions:
 * ``category`` is the MegaDetector category: 1 animal, 2 person, 3 vehicle.
 * ``label`` is a SpeciesNet 7-field label string
   ``"<uuid>;<class>;<order>;<family>;<genus>;<species>;<common name>"`` (or any plain name).
+* ``review`` (a :class:`ReviewMark`) marks what a person decided in the web app: on a detection, that its label
+  was confirmed, corrected or that the box was added; on an image, that it was marked blank or reviewed. A
+  reviewed detection is always exported, whatever the export threshold (a person kept it).
 """
 
 from __future__ import annotations
@@ -29,6 +32,53 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".wmv", ".m4v", ".
 DEFAULT_EXPORT_THRESHOLD = 0.2
 
 
+REVIEW_STATUSES = ("confirmed", "corrected", "added", "blank", "reviewed")
+
+
+@dataclass
+class ReviewMark:
+    """A human decision: ``status`` is confirmed | corrected | added (a box) or blank | reviewed (an image)."""
+
+    status: str
+    reviewer: str
+    reviewed_at: datetime
+    machine_label: str | None = None  # corrected: the label the model gave
+    rejected_boxes: int = 0  # image: machine boxes the reviewer removed
+
+    def __post_init__(self) -> None:
+        if self.status not in REVIEW_STATUSES:
+            raise ValueError(f"review status must be one of {', '.join(REVIEW_STATUSES)}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": self.status,
+            "reviewer": self.reviewer,
+            "reviewed_at": self.reviewed_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        if self.machine_label is not None:
+            out["machine_label"] = self.machine_label
+        if self.rejected_boxes:
+            out["rejected_boxes"] = self.rejected_boxes
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ReviewMark | None:
+        if not isinstance(d, dict) or "status" not in d:
+            return None
+        when = d.get("reviewed_at")
+        try:
+            reviewed_at = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"review.reviewed_at {when!r} is not an ISO 8601 date-time") from None
+        return cls(
+            status=str(d["status"]),
+            reviewer=str(d.get("reviewer") or ""),
+            reviewed_at=reviewed_at,
+            machine_label=d.get("machine_label"),
+            rejected_boxes=int(d.get("rejected_boxes") or 0),
+        )
+
+
 @dataclass
 class DetectionRecord:
     """One box of one image (or of one video frame)."""
@@ -41,6 +91,7 @@ class DetectionRecord:
     classifications: list[tuple[str, float]] = field(default_factory=list)
     frame_number: int | None = None
     repeat: bool = False  # flagged by repeat detection elimination (recurs at this place across the camera)
+    review: ReviewMark | None = None
 
     def __post_init__(self) -> None:
         if self.category not in DETECTION_CATEGORIES:
@@ -82,6 +133,7 @@ class ImageRecord:
     frame_rate: float | None = None
     frames_processed: list[int] | None = None
     camera: str | None = None
+    review: ReviewMark | None = None
 
     def __post_init__(self) -> None:
         self.file = normalise_file(self.file)
@@ -96,8 +148,8 @@ class ImageRecord:
         return posixpath.dirname(self.file)
 
     def kept(self, threshold: float) -> list[DetectionRecord]:
-        """Detections with ``conf >= threshold``."""
-        return [d for d in self.detections if d.conf >= threshold]
+        """Detections with ``conf >= threshold``, and every reviewed one."""
+        return [d for d in self.detections if d.conf >= threshold or d.review is not None]
 
 
 @dataclass

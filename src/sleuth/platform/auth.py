@@ -36,6 +36,11 @@ class CreatedKey:
     prefix: str
 
 
+def new_webhook_secret() -> str:
+    """A team's callback signing secret: ``whsec_`` + base64 of 32 random bytes (Standard Webhooks)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def create_team(db: Database, name: str) -> Team:
     name = name.strip()
     if not name:
@@ -43,7 +48,7 @@ def create_team(db: Database, name: str) -> Team:
     with db.write_session() as s:
         if s.scalar(select(Team).where(Team.name == name)) is not None:
             raise SleuthError(409, "team_exists", f"Team {name!r} already exists", "name")
-        team = Team(name=name, webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+        team = Team(name=name, webhook_secret=new_webhook_secret())
         s.add(team)
         s.flush()
         s.add(Wallet(team_id=team.id, balance=0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -85,14 +86,19 @@ def expires_at(platform: Platform) -> Any:
     return utcnow() + timedelta(days=platform.settings.result_ttl_days)
 
 
-def item_view(item: JobItem, job: Job, base_url: str = "") -> dict[str, Any]:
-    """The Resemble ``item`` object for one detect."""
+def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """The Resemble ``item`` object for one detect.
+
+    ``sign`` turns a path into a short-lived signed one (:func:`sleuth.platform.signing.signer`), so that the
+    media and visualization links open in a browser; without it they need the Bearer header.
+    """
     result = item.result or {}
     status = {"queued": "processing", "pending": "processing"}.get(item.status, item.status)
     zero = bool(job.options.get("zero_retention_mode"))
+    link = sign or (lambda path: path)
     url = None
     if item.media_key and item.file_deleted_at is None and not zero:
-        url = f"{base_url}/detect/{item.id}/media"
+        url = f"{base_url}{link(f'/detect/{item.id}/media')}"
     view: dict[str, Any] = {
         "uuid": item.id,
         "status": status,
@@ -113,7 +119,7 @@ def item_view(item: JobItem, job: Job, base_url: str = "") -> dict[str, Any]:
         "updated_at": _iso(item.completed_at or item.started_at or item.created_at),
     }
     if result.get("visualization_key"):
-        vis_url = f"{base_url}/detect/{item.id}/visualization"
+        vis_url = f"{base_url}{link(f'/detect/{item.id}/visualization')}"
         for k in ("metrics", "image_metrics", "video_metrics"):
             if isinstance(view.get(k), dict):
                 view[k]["image"] = vis_url
@@ -184,9 +190,11 @@ def batch_callback_payload(s: Any, job: Job) -> dict[str, Any]:
     if job.options.get("batch"):
         return {"success": True, "item": batch_view(job, ids)}
     item = s.get(JobItem, ids[0])
+    from sleuth.platform.signing import signer
     from sleuth.settings import get_settings
 
-    return {"success": True, "item": item_view(item, job, get_settings().public_url.rstrip("/"))}
+    settings = get_settings()
+    return {"success": True, "item": item_view(item, job, settings.public_url.rstrip("/"), signer(settings))}
 
 
 def after_item(platform: Platform, item: JobItem, job: Job) -> None:

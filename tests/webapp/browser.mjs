@@ -154,7 +154,17 @@ try {
   report.labelAfter = (await page.textContent("#box-list li[data-box='0'] .select-box")).trim();
   report.statusAfter = (await page.textContent("#box-list li[data-box='0'] .badge")).trim();
   await shot(page, "wildlife-review");
-  // keyboard: back to the grid
+  // keyboard: the arrow keys walk through the images
+  await page.locator("h1").click();
+  const here = page.url();
+  await page.keyboard.press("ArrowRight");
+  await page.waitForFunction((u) => location.href !== u, here);
+  report.arrowRightMoved = true;
+  await page.waitForSelector("#box-list");
+  await page.keyboard.press("ArrowLeft");
+  await page.waitForFunction((u) => location.href === u, here);
+  await page.waitForSelector("#box-list li[data-box]");
+  // back to the grid
   await page.click(`a[href="#/group/${report.groupId}"]`);
   await page.waitForSelector("#export-bar");
 

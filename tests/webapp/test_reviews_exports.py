@@ -7,8 +7,9 @@ import csv
 import io
 import json
 
-from validators import md_validate, validate_camtrap_dp
 from webapp_support import new_batch, store, unzip
+
+from validators import md_validate, validate_camtrap_dp
 
 FOX = "81735c85-2c43-502d-9e0c-6fd6c624fd55;mammalia;carnivora;canidae;vulpes;vulpes;red fox"
 
@@ -44,9 +45,10 @@ def test_review_actions_replay_in_order(client, team_key, app):
     blank = _review(client, auth, result_id=rid, index=1, action="blank", reviewer="Ada")
     assert blank.status_code == 201 and blank.json()["image"]["blank"] is True
     # a later box action un-blanks; confirming a rejected box brings it back
-    assert _review(client, auth, result_id=rid, index=0, action="confirm", box=1).json()["image"]["boxes"][1][
-        "status"
-    ] == "confirmed"
+    assert (
+        _review(client, auth, result_id=rid, index=0, action="confirm", box=1).json()["image"]["boxes"][1]["status"]
+        == "confirmed"
+    )
     full = client.get(f"/v1/reviews?result_id={rid}&index=0", headers=auth).json()["images"][0]
     assert [h["action"] for h in full["history"]] == ["correct", "reject", "add", "confirm"]
     assert full["reviewed"] and full["reviewer"]
@@ -197,9 +199,9 @@ def test_results_list(client, team_key, other_team_key, app):
 def test_sleuth_export_reads_api_responses(tmp_path, monkeypatch):
     """``sleuth export`` converts a saved /v1/batch-detect response (it used to refuse anything but MD files)."""
     from typer.testing import CliRunner
+    from webapp_support import batch_payload
 
     from sleuth.cli.app import app as cli
-    from webapp_support import batch_payload
 
     saved = tmp_path / "response.json"
     saved.write_text(json.dumps(batch_payload("0e9e3e8e-0000-4000-8000-000000000001")))
@@ -216,8 +218,12 @@ def test_sleuth_export_reads_api_responses(tmp_path, monkeypatch):
         ("broken.jpg", "failure"),
     ]
     # a list of single-image responses (detect, detect-url, job results) works too
-    single = {"id": "a", "annotations": batch_payload("x")["results"][0]["annotations"], "info": {},
-              "filename": "cam/one.jpg"}
+    single = {
+        "id": "a",
+        "annotations": batch_payload("x")["results"][0]["annotations"],
+        "info": {},
+        "filename": "cam/one.jpg",
+    }
     url = {"id": "b", "annotations": [], "info": {"source_url": "https://example.org/img/two.jpg?x=1"}}
     saved.write_text(json.dumps([single, url]))
     r = CliRunner().invoke(cli, ["export", str(saved), "-o", str(tmp_path / "one.json"), "-f", "md"])
@@ -237,8 +243,16 @@ def test_reviewed_md_round_trips(tmp_path):
     when = datetime(2026, 6, 17, 8, 0, tzinfo=UTC)
     rec = ImageRecord(
         "a.jpg",
-        [DetectionRecord(1, 0.05, (0.1, 0.1, 0.2, 0.2), label=FOX, label_score=1.0,
-                         review=ReviewMark("corrected", "Ada", when, machine_label="dog"))],
+        [
+            DetectionRecord(
+                1,
+                0.05,
+                (0.1, 0.1, 0.2, 0.2),
+                label=FOX,
+                label_score=1.0,
+                review=ReviewMark("corrected", "Ada", when, machine_label="dog"),
+            )
+        ],
         review=ReviewMark("reviewed", "Ada", when, rejected_boxes=2),
     )
     back, _ = read_md(write_md([rec], None, tmp_path / "r.json"))

@@ -19,6 +19,9 @@ const out = process.env.OUT;
 const shots = process.env.SHOTS || "";
 const extraImage = process.env.EXTRA_IMAGE || "";
 const extraVideo = process.env.EXTRA_VIDEO || "";
+const deployment = JSON.parse(process.env.DEPLOYMENT || '{"name":"Test site A","lat":"36.6","lon":"-118.1","camera":"CAM-01"}');
+const reviewFile = process.env.REVIEW_FILE || ""; // which image to relabel (default: the first with a box)
+const reviewLabel = process.env.REVIEW_LABEL || "red fox";
 const origin = new URL(base).origin;
 const report = { external: [], consoleErrors: [], steps: [] };
 let phase = "start";
@@ -31,7 +34,7 @@ function step(name) {
 async function shot(page, name, full = false) {
   if (!shots) return;
   await page.evaluate(() => document.getElementById("toasts")?.replaceChildren());
-  await page.waitForTimeout(150);
+  await page.waitForTimeout(400); // let the progress bars' transitions finish
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: full });
 }
 
@@ -101,10 +104,10 @@ try {
 
   // --- wildlife: a deployment, three images dropped -----------------------------------------------------------
   step("wildlife-upload");
-  await page.fill("#dep-name", "Test site A");
-  await page.fill("#dep-lat", "36.6");
-  await page.fill("#dep-lon", "-118.1");
-  await page.fill("#dep-camera", "CAM-01");
+  await page.fill("#dep-name", deployment.name);
+  await page.fill("#dep-lat", deployment.lat);
+  await page.fill("#dep-lon", deployment.lon);
+  await page.fill("#dep-camera", deployment.camera);
   await dropFiles("#drop-zone", images);
   await page.waitForSelector("#start-upload:not([disabled])");
   report.fileSummary = (await page.textContent("#file-summary")).trim();
@@ -117,7 +120,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#grid .card img").length > 0 && [...document.querySelectorAll("#grid .card img")].every((i) => i.complete && i.naturalWidth > 0));
   report.cards = await page.$$eval("#grid .card", (cs) => cs.map((c) => ({ file: c.dataset.file, boxes: c.querySelectorAll(".box:not(.low)").length, tags: [...c.querySelectorAll(".box:not(.low) .tag")].map((t) => t.textContent) })));
   report.deployment = (await page.textContent("main .panel dl")).replace(/\s+/g, " ");
-  await shot(page, "wildlife-grid");
+  await shot(page, "wildlife-grid", true);
 
   // the filters run in the page: no request while the slider moves
   step("filters");
@@ -140,7 +143,7 @@ try {
 
   // --- review: correct the label of the first box -----------------------------------------------------------
   step("review");
-  const withBox = await page.$("#grid .card:has(.box:not(.low))");
+  const withBox = await page.$(reviewFile ? `#grid .card[data-file*="${reviewFile}"]` : "#grid .card:has(.box:not(.low))");
   report.reviewedFile = await withBox.getAttribute("data-file");
   await withBox.click();
   await page.waitForSelector("#box-list li[data-box]");
@@ -148,7 +151,7 @@ try {
   await page.click("#box-list li[data-box='0'] .select-box");
   await shot(page, "wildlife-image");
   await page.click("#box-list li[data-box='0'] .correct");
-  await page.fill("#label-0", "red fox");
+  await page.fill("#label-0", reviewLabel);
   await page.press("#label-0", "Enter");
   await page.waitForFunction(() => /saved by/.test(document.querySelector("#review-status")?.textContent || ""));
   report.labelAfter = (await page.textContent("#box-list li[data-box='0'] .select-box")).trim();
@@ -219,6 +222,8 @@ try {
     await page.click(`#verdicts a:text("${path.basename(extraImage)}")`);
     await page.waitForSelector("#image-view img");
     await page.waitForFunction(() => document.querySelector("#image-view img").complete);
+    report.heatmapLoaded = await page.$eval("#image-view img", (i) => i.naturalWidth > 0 && i.src.includes("/visualization?"));
+    report.facesListed = await page.$$eval("main ol li", (l) => l.length);
     await shot(page, "deepfake-image");
   }
   if (extraVideo) {
@@ -230,7 +235,10 @@ try {
     await page.waitForFunction(() => document.querySelector("#player")?.readyState >= 2);
     const frames = await page.$$("#frame-strip button");
     if (frames.length > 2) await frames[2].click();
-    await page.waitForTimeout(500);
+    await page.waitForFunction(() => { const v = document.querySelector("#player"); return !v.seeking && v.readyState >= 2; });
+    report.facesDrawn = await page.$$eval("#video-view .face", (f) => f.length);
+    await page.waitForFunction(() => document.querySelector("#player").readyState >= 3, null, { timeout: 5000 }).catch(() => {});
+    await page.waitForTimeout(600);
     await shot(page, "deepfake-video");
   }
 

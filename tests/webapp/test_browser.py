@@ -174,6 +174,9 @@ def test_the_web_app_in_chromium(tmp_path):
     assert any("real" in v for v in r["verdicts"]) and any("fake" in v for v in r["verdicts"])
     assert len(r["chunks"]) >= 3
     assert r["played"]["time"] == pytest.approx(r["pickedChunkStart"], abs=0.5) and not r["played"]["paused"]
+    # an image's heatmap over the picture (a signed link), a video's sampled frames with their faces drawn
+    assert r["heatmapLoaded"] and r["facesListed"] >= 1
+    assert r["facesDrawn"] >= 1
     # settings: the webhook secret is shown and rotated
     assert r["secretBefore"].startswith("whsec_") and r["secretAfter"].startswith("whsec_")
     assert r["secretBefore"] != r["secretAfter"]

@@ -122,6 +122,7 @@ export function renderGrid(root, items, hrefOf, { threshold = 0.2, exportParams 
   };
   const apply = () => {
     const thr = Number(slider.value);
+    sessionStorage.setItem("sleuth.threshold", String(thr)); // the image view marks boxes under it
     out.textContent = fmtScore(thr);
     const wanted = new Set(catBoxes.filter((c) => c.checked).map((c) => c.value));
     const label = labelSel.value;

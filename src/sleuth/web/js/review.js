@@ -36,6 +36,8 @@ export async function view(main, ctx, ref) {
   if (!ctx.alive) return;
   let selected = null;
   let drawing = false;
+  // the grid's confidence filter: unreviewed boxes under it are drawn dashed and are not exported
+  const threshold = Number(sessionStorage.getItem("sleuth.threshold") || 0.2);
   let draft = null;
 
   const frame = h("div", { class: "frame", id: "viewer-frame" });
@@ -93,6 +95,8 @@ export async function view(main, ctx, ref) {
         h("button", { type: "button", class: "link select-box", "aria-pressed": String(selected === b.box), onclick: () => { selected = selected === b.box ? null : b.box; render(); } },
           `${b.box + 1}. ${b.label || cat}`),
         h("span", { class: "small" }, b.score !== null ? fmtScore(b.score) : "added", " ", h("span", { class: `badge ${b.status === "unreviewed" ? "" : "reviewed"}`, text: b.status }))),
+      b.status === "unreviewed" && b.score !== null && b.score < threshold
+        ? h("div", { class: "small muted", text: `below the ${fmtScore(threshold)} filter: exported only if you confirm it` }) : null,
       h("div", { class: "small muted", text: `${cat}${b.machine_label ? ` · model said ${b.machine_label}` : ""}${b.reviewer ? ` · ${b.reviewer}, ${fmtDate(b.reviewed_at)}` : ""}` }),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "small confirm", text: "Confirm", onclick: () => act({ action: "confirm", box: b.box }, `Box ${b.box + 1} confirmed`) }),
@@ -161,7 +165,7 @@ export async function view(main, ctx, ref) {
 
   function render() {
     const boxes = item.review?.boxes || [];
-    drawBoxes(frame, boxes, { selected });
+    drawBoxes(frame, boxes, { selected, threshold, hideLow: false });
     frame.append(draftEl);
     boxList.replaceChildren(...(boxes.length ? boxes.map(boxRow) : [h("li", { class: "muted", text: "No boxes." })]));
     const rv = item.review || {};

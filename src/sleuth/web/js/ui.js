@@ -83,15 +83,19 @@ export function progressBar() {
 }
 
 // Draw boxes over an image frame. boxes: [{bbox:[x,y,w,h], label, score, status, category, box}]
-export function drawBoxes(frame, boxes, { threshold = 0, selected = null } = {}) {
+export function drawBoxes(frame, boxes, { threshold = 0, selected = null, hideLow = true } = {}) {
   frame.querySelectorAll(".box").forEach((b) => b.remove());
   for (const b of boxes) {
-    const [x, y, w, hh] = b.bbox;
+    // boxes are drawn clipped to the picture
+    const x = Math.max(0, b.bbox[0]);
+    const y = Math.max(0, b.bbox[1]);
+    const w = Math.max(0, Math.min(b.bbox[0] + b.bbox[2], 1) - x);
+    const hh = Math.max(0, Math.min(b.bbox[1] + b.bbox[3], 1) - y);
     const cat = categoryOf(b);
     const reviewed = b.status && b.status !== "unreviewed";
     const low = !reviewed && b.score !== null && b.score !== undefined && b.score < threshold;
     const el = h("div", {
-      class: `box cat-${cat}${b.status === "rejected" ? " rejected" : ""}${low ? " low" : ""}${selected === b.box ? " selected" : ""}`,
+      class: `box cat-${cat}${b.status === "rejected" ? " rejected" : ""}${low ? (hideLow ? " low" : " faint") : ""}${selected === b.box ? " selected" : ""}`,
       dataset: { box: String(b.box) },
     }, h("span", { class: "tag", text: `${b.label || cat}${b.score !== null && b.score !== undefined ? " " + fmtScore(b.score) : ""}${reviewed ? " ✓" : ""}` }));
     if (x + w > 0.7 && x > 0.35) el.classList.add("tag-right"); // keep the label inside the picture

@@ -259,7 +259,7 @@ def test_deepfake_links_open_in_a_browser_and_the_timeline(wclient, auth):
     scores = [float(s) for s in item["metrics"]["score"]]
     assert [ch["score"] for ch in tl["audio"]] == scores and not tl["approximate"]
     assert tl["audio"][0]["start"] == 0.0 and tl["audio"][1]["start"] == 2.0
-    assert tl["audio"][-1]["end"] == pytest.approx(item["duration"], abs=0.01)
+    assert tl["audio"][-1]["end"] == pytest.approx(float(item["duration"]), abs=0.01)
     assert tl["media_url"] and tl["visualization_url"] and tl["windows"] == [] and tl["frames"] == []
 
     # zero retention: no media link at all, and the media route answers 404 even with a key

@@ -12,13 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
 from sleuth.api.deps import PlatformDep, get_platform
-from sleuth.api.openapi import WILDLIFE, binary, responses
+from sleuth.api.openapi import AUTH_ATTR, WILDLIFE, binary, responses
 from sleuth.platform import signing
 from sleuth.platform.auth import authenticate
 from sleuth.platform.context import Platform
@@ -40,14 +40,23 @@ async def media_access(
     request: Request,
     platform: Annotated[Platform, Depends(get_platform)],
     authorization: Annotated[str | None, Header()] = None,
+    expires: Annotated[
+        str | None, Query(max_length=20, description="Signed link: when it runs out (unix seconds)")
+    ] = None,
+    signature: Annotated[
+        str | None, Query(max_length=128, description="Signed link: HMAC-SHA256 of the path and `expires`")
+    ] = None,
 ) -> Access:
-    q = request.query_params
-    if "signature" in q or "expires" in q:
+    if signature is not None or expires is not None:
         path = routing.canonical_path(request.url.path)
-        signing.check(platform.settings.signing_key(), path, q.get("expires"), q.get("signature"))
+        signing.check(platform.settings.signing_key(), path, expires, signature)
         return Access(team_id=None, signed=True)
     principal = await run_in_threadpool(authenticate, platform.db, authorization)
     return Access(team_id=principal.team_id, signed=False)
+
+
+# described with the key schemes in the OpenAPI (a signed link, the query parameters, is the other way in)
+setattr(media_access, AUTH_ATTR, True)
 
 
 MediaAccess = Annotated[Access, Depends(media_access)]

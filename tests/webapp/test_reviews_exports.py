@@ -258,3 +258,28 @@ def test_reviewed_md_round_trips(tmp_path):
     back, _ = read_md(write_md([rec], None, tmp_path / "r.json"))
     assert back[0].review == rec.review and back[0].detections[0].review == rec.detections[0].review
     assert back[0].kept(0.5) == back[0].detections  # a reviewed box is kept whatever the threshold
+
+
+def test_repeat_detection_flags_reach_the_review_state_and_the_export(client, team_key, app):
+    """Issue 14's per-camera repeat flag (``repeat_detection: true``) is shown and kept in exports."""
+    from webapp_support import batch_payload
+
+    team, auth = team_key
+    payload = batch_payload("0e9e3e8e-0000-4000-8000-000000000002")
+    payload["results"][0]["annotations"][1]["repeat_detection"] = True
+    rid = store(app.state.platform.db, team, payload)
+    boxes = client.get(f"/v1/reviews?result_id={rid}&index=0", headers=auth).json()["images"][0]["boxes"]
+    assert [b["repeat"] for b in boxes] == [False, True]
+    md = _export(client, auth, format="md", ids=rid).json()
+    dog = next(i for i in md["images"] if i["file"] == "domestic_dog.jpg")
+    assert [d.get("repeat_detection", False) for d in dog["detections"]] == [False, True]
+    g = client.post(
+        "/v1/upload-groups",
+        headers=auth,
+        json={"deployment": {"name": "x"}, "options": {"suppress_repeats": True}},
+    ).json()
+    assert g["job_options"]["suppress_repeats"] is True
+    bad = client.post(
+        "/v1/upload-groups", headers=auth, json={"deployment": {"name": "x"}, "options": {"suppress_repeats": "y"}}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "options.suppress_repeats"

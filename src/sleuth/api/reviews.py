@@ -60,6 +60,7 @@ BOX = obj(
         "score": nullable(number("The model's score (null for an added box)")),
         "machine_label": nullable(string("corrected: the model's label")),
         "status": string(enum=["unreviewed", "confirmed", "corrected", "rejected", "added"]),
+        "repeat": boolean("The model's box recurs at this place across the camera's images (a logo, a branch)"),
         "reviewer": nullable(string()),
         "reviewed_at": nullable(string(format="date-time")),
     }

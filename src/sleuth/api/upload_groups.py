@@ -56,6 +56,7 @@ CREATE = obj(
                 "threshold": number("Detection threshold of the jobs", 0.01, 0.99),
                 "classify": boolean("Species classification", True),
                 "smooth_herd": boolean("Smooth labels across a herd", False),
+                "suppress_repeats": boolean("Drop boxes that recur at one place across the camera's images", False),
             }
         ),
         "batch_uuid": string("deepfake: the batch POST /detect/batch created"),

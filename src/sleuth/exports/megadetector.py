@@ -378,16 +378,20 @@ def from_md_dict(d: Any) -> tuple[list[ImageRecord], RunInfo]:
     return records, info
 
 
-def read_md(path: str | Path) -> tuple[list[ImageRecord], RunInfo]:
-    """Read an MD results file; raises ValueError with a clear message if it is not one."""
+def read_json(path: str | Path) -> Any:
+    """A results file's JSON; ValueError with a clear message if it is missing or not JSON."""
     path = Path(path)
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"results file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a JSON file: {exc}") from None
-    return from_md_dict(d)
+
+
+def read_md(path: str | Path) -> tuple[list[ImageRecord], RunInfo]:
+    """Read an MD results file; raises ValueError with a clear message if it is not one."""
+    return from_md_dict(read_json(path))
 
 
 def iter_labels(records: Iterable[ImageRecord]) -> list[str]:

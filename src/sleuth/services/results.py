@@ -9,7 +9,6 @@ as each box's confidence).
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +52,10 @@ def item_result(item: dict[str, Any]) -> ItemResult:
 def item_record(item: dict[str, Any], file: str, camera: str | None = None) -> ImageRecord:
     rec = _image_record(InputFile(path=Path(file), name=file), item_result(item))
     rec.camera = camera
+    boxes = item.get("annotations") or item.get("detections") or []
+    if len(boxes) == len(rec.detections):  # the API's repeat-detection flag (recurring boxes of one camera)
+        for det, box in zip(rec.detections, boxes, strict=True):
+            det.repeat = isinstance(box, dict) and box.get("repeat_detection") is True
     return rec
 
 
@@ -130,15 +133,9 @@ def records_from_payloads(payloads: Sequence[dict[str, Any]]) -> tuple[list[Imag
 
 def read_results_file(path: str | Path) -> tuple[list[ImageRecord], RunInfo]:
     """A MegaDetector results file, or saved sleuth/Animal Detect API responses (one object or a list)."""
-    from sleuth.exports.megadetector import from_md_dict
+    from sleuth.exports.megadetector import from_md_dict, read_json
 
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a JSON file: {exc}") from None
+    d = read_json(path)
     if isinstance(d, dict) and "images" in d and "info" in d:
         return from_md_dict(d)
     items = d if isinstance(d, list) else [d]

@@ -50,10 +50,12 @@ class Box:
     status: str = "unreviewed"  # unreviewed | confirmed | corrected | rejected | added
     reviewer: str | None = None
     reviewed_at: datetime | None = None
+    repeat: bool = False  # the API's repeat-detection flag: recurs at this place across the camera's images
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "box": self.box,
+            "repeat": self.repeat,
             "origin": self.origin,
             "bbox": self.bbox,
             "category": CATEGORY_NAMES[self.category],
@@ -141,12 +143,23 @@ def machine_boxes(item: dict[str, Any]) -> list[Box]:
                 _category_of_label(label),
                 label_string(label, a.get("taxonomy")),
                 float(a.get("score") or 0.0),
+                repeat=a.get("repeat_detection") is True,
             )
         )
     if not out:
         for i, d in enumerate(item.get("detections") or []):  # filter endpoints: detector classes only
             cat = int(d.get("category") or 1)
-            out.append(Box(i, "machine", [float(v) for v in d["bbox"]], cat, None, float(d.get("score") or 0.0)))
+            out.append(
+                Box(
+                    i,
+                    "machine",
+                    [float(v) for v in d["bbox"]],
+                    cat,
+                    None,
+                    float(d.get("score") or 0.0),
+                    repeat=d.get("repeat_detection") is True,
+                )
+            )
     return out
 
 

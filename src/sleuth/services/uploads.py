@@ -113,7 +113,7 @@ def job_options(deployment: dict[str, Any], raw: Any) -> dict[str, Any]:
         if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0.01 <= thr <= 0.99:
             raise bad_request("options.threshold must be a number from 0.01 to 0.99", "options.threshold")
         opts["threshold"] = float(thr)
-    for k in ("classify", "smooth_herd"):
+    for k in ("classify", "smooth_herd", "suppress_repeats"):
         if raw.get(k) is not None:
             if not isinstance(raw[k], bool):
                 raise bad_request(f"options.{k} must be true or false", f"options.{k}")

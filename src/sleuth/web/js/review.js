@@ -95,6 +95,7 @@ export async function view(main, ctx, ref) {
         h("button", { type: "button", class: "link select-box", "aria-pressed": String(selected === b.box), onclick: () => { selected = selected === b.box ? null : b.box; render(); } },
           `${b.box + 1}. ${b.label || cat}`),
         h("span", { class: "small" }, b.score !== null ? fmtScore(b.score) : "added", " ", h("span", { class: `badge ${b.status === "unreviewed" ? "" : "reviewed"}`, text: b.status }))),
+      b.repeat ? h("div", { class: "small muted", text: "repeat: this box recurs at the same place in many of the camera's images (a logo, a branch?)" }) : null,
       b.status === "unreviewed" && b.score !== null && b.score < threshold
         ? h("div", { class: "small muted", text: `below the ${fmtScore(threshold)} filter: exported only if you confirm it` }) : null,
       h("div", { class: "small muted", text: `${cat}${b.machine_label ? ` · model said ${b.machine_label}` : ""}${b.reviewer ? ` · ${b.reviewer}, ${fmtDate(b.reviewed_at)}` : ""}` }),

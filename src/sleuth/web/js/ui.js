@@ -97,7 +97,7 @@ export function drawBoxes(frame, boxes, { threshold = 0, selected = null, hideLo
     const el = h("div", {
       class: `box cat-${cat}${b.status === "rejected" ? " rejected" : ""}${low ? (hideLow ? " low" : " faint") : ""}${selected === b.box ? " selected" : ""}`,
       dataset: { box: String(b.box) },
-    }, h("span", { class: "tag", text: `${b.label || cat}${b.score !== null && b.score !== undefined ? " " + fmtScore(b.score) : ""}${reviewed ? " ✓" : ""}` }));
+    }, h("span", { class: "tag", text: `${b.label || cat}${b.score !== null && b.score !== undefined ? " " + fmtScore(b.score) : ""}${reviewed ? " ✓" : ""}${b.repeat ? " (repeat)" : ""}` }));
     if (x + w > 0.7 && x > 0.35) el.classList.add("tag-right"); // keep the label inside the picture
     if (y < 0.05) el.classList.add("tag-inside");
     el.style.left = `${x * 100}%`;

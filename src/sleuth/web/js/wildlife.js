@@ -103,6 +103,7 @@ export async function view(main, ctx) {
   const country = h("input", { type: "text", id: "dep-country", maxlength: 60, placeholder: "from the coordinates" });
   const threshold = h("input", { type: "number", id: "job-threshold", step: "0.01", min: 0.01, max: 0.99, value: "0.1" });
   const classify = h("input", { type: "checkbox", id: "job-classify", checked: true });
+  const repeats = h("input", { type: "checkbox", id: "job-repeats" });
   const list = h("p", { class: "small muted", id: "file-summary", text: "No files chosen yet." });
   const err = h("p", { class: "error", role: "alert", hidden: true });
   const start = h("button", { type: "submit", id: "start-upload", disabled: true, text: "Upload and detect" });
@@ -136,6 +137,7 @@ export async function view(main, ctx) {
     h("div", { class: "row" },
       h("div", { class: "narrow" }, field("Keep boxes from", threshold)),
       h("div", { class: "check-cell" }, h("label", { class: "check", for: "job-classify" }, classify, "Classify species")),
+      h("div", { class: "check-cell" }, h("label", { class: "check", for: "job-repeats" }, repeats, "Drop repeated boxes (logos, branches)")),
       h("p", { class: "small muted", text: "Boxes under this confidence are not kept; the results page filters higher without asking the server again." }),
     ),
     err,
@@ -162,7 +164,7 @@ export async function view(main, ctx) {
             camera_id: camera.value.trim() || null,
             country: country.value.trim() || null,
           },
-          options: { threshold: Number(threshold.value) || 0.1, classify: classify.checked },
+          options: { threshold: Number(threshold.value) || 0.1, classify: classify.checked, suppress_repeats: repeats.checked },
         },
       });
     } catch (e) {

@@ -123,6 +123,18 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=8, description="Micro-batcher maximum batch size.")
     max_wait_ms: float = Field(default=5.0, description="Micro-batcher maximum wait to fill a batch.")
     max_queue: int = Field(default=256, description="Micro-batcher queue bound; full = 503.")
+    compute_slots: int = Field(
+        default=1,
+        description="Model runs on the cores at once (the compute gate, sync requests first); 0 = no limit.",
+    )
+    compute_max_starve_s: float = Field(
+        default=2.0, description="A job's model run waiting this long for the compute gate goes before sync ones."
+    )
+    ort_cpu_arena: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="ONNX Runtime's CPU memory arena (keeps a session's peak activations for good): 'auto' = on "
+        "for the wildlife models, off for the deepfake models (large per-item activations); 'on'/'off' for all.",
+    )
 
     @classmethod
     def settings_customise_sources(

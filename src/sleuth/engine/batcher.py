@@ -28,6 +28,10 @@ Flow of one item::
   may only use ``max_queue - reserve`` places (``reserve = max(1, max_queue // 4)``), so a
   saturating batch job never locks interactive requests out. ``submit(block=True)`` waits
   for room instead (what job workers use).
+* **Compute gate.** The inference thread waits for a slot of the process-wide compute gate
+  (``sleuth.engine.compute``) before it picks a batch, with interactive priority when an
+  interactive item is ready: a sync request's batch goes before every job-priority model
+  run waiting in the process (other batchers' job batches, deepfake analyses).
 * **Errors.** An exception in ``preprocess`` or ``postprocess`` fails only that item's
   future; one in ``predict_batch`` fails every future of that batch. The batcher keeps
   running either way.
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal
 
 from sleuth.engine.base import InT, Model, OutT, PrepT, RawT
+from sleuth.engine.compute import INTERACTIVE, JOB, compute_gate
 from sleuth.engine.runtime import cpu_count
 from sleuth.settings import Settings, get_settings
 
@@ -301,12 +306,12 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
     def _more_coming(self) -> bool:
         return any(self._in_prep[lane] or self._pending[lane] for lane in LANES)
 
-    def _take_batch(self) -> list[_Entry] | None:
-        """Wait for and take the next batch; ``None`` when closed and drained."""
+    def _wait_ready(self) -> bool:
+        """Wait until items are ready (and up to ``max_wait_s`` for a fuller batch); False when closed and drained."""
         with self._cond:
             while self._n_ready() == 0:
                 if self._closing and not self._more_coming():
-                    return None
+                    return False
                 self._cond.wait()
             if self._n_ready() < self.max_batch_size and self.max_wait_s > 0:
                 deadline = time.monotonic() + self.max_wait_s
@@ -315,6 +320,15 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+            return True
+
+    def _priority(self) -> int:
+        """The compute-gate priority of what this batcher would run next (read at each hand-over)."""
+        return INTERACTIVE if self._ready["interactive"] else JOB
+
+    def _take_batch(self) -> list[_Entry]:
+        """Take the next batch, interactive items first (caller holds a compute-gate slot)."""
+        with self._cond:
             batch: list[_Entry] = []
             for lane in LANES:
                 heap = self._ready[lane]
@@ -322,18 +336,35 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
                     e = heapq.heappop(heap)
                     self._queued[lane] -= 1
                     batch.append(e)
-            self._busy = True
+            if batch:
+                self._busy = True
             self._pump()
             self._cond.notify_all()  # room for blocked submitters
             return batch
 
     def _loop(self) -> None:
+        """Wait for ready items, then for the compute gate (with their priority), then pick and run the batch.
+
+        The batch is chosen only once the gate is granted, so interactive items that became ready while a
+        job batch waited for the cores go first.
+        """
+        gate = compute_gate()
         while True:
-            batch = self._take_batch()
-            if batch is None:
+            if not self._wait_ready():
                 return
+            gate.acquire(self._priority)
+            batch: list[_Entry] = []
+            raws: list[Any] | BaseException | None = None
             try:
-                self._run_batch(batch)
+                batch = self._take_batch()
+                if batch:
+                    raws = self._predict(batch)
+            finally:
+                gate.release()
+            if not batch:
+                continue
+            try:
+                self._finish_batch(batch, raws)
             except BaseException as exc:  # never let the inference thread die
                 log.exception("batcher %s: unexpected error", self.name)
                 for e in batch:
@@ -344,7 +375,7 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
                     self._batch_sizes[len(batch)] += 1
                     self._items_done += len(batch)
 
-    def _run_batch(self, batch: Sequence[_Entry]) -> None:
+    def _predict(self, batch: Sequence[_Entry]) -> list[Any] | BaseException:
         prepared = [e.prepared for e in batch]
         try:
             raws = self.model.predict_batch(prepared)
@@ -352,7 +383,13 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
                 raise RuntimeError(
                     f"model {self.name!r}: predict_batch returned {len(raws)} outputs for {len(batch)} inputs"
                 )
+            return list(raws)
         except BaseException as exc:
+            return exc
+
+    def _finish_batch(self, batch: Sequence[_Entry], raws: list[Any] | BaseException | None) -> None:
+        if raws is None or isinstance(raws, BaseException):
+            exc = raws if raws is not None else RuntimeError(f"model {self.name!r}: batch did not run")
             for e in batch:
                 self._fail(e.future, exc)
             return

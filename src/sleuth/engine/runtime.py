@@ -10,6 +10,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from sleuth.engine.compute import GatedSession
+
 
 def available_providers() -> list[str]:
     return list(ort.get_available_providers())
@@ -69,13 +71,38 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
-    """One intra-op pool sized to the cores, no inter-op parallelism, no spinning.
+def use_cpu_arena(requested: bool = True, policy: str | None = None) -> bool:
+    """The one memory policy of every session: ONNX Runtime's CPU arena, or plain allocations.
 
-    Each model runs behind a single micro-batcher thread, so one session at a time uses
-    the intra-op pool; spinning threads would steal the cores from decode threads.
+    The arena grows to a session's peak activations (per input shape, and per concurrent run) and never gives
+    them back. That is cheap for the wildlife detectors and the classifier (fixed input shapes, one run at a
+    time behind their micro-batcher), but the deepfake models' activations are large and per item: AASIST kept
+    0.67 GB in its arena after one WAV, the face models 1.2 GB after one picture, four concurrent audio
+    analyses 1.9 GB (docs/performance.md, memory). Their loaders ask for ``requested=False``: activations are
+    then freed after each run (large blocks straight back to the OS), at some speed (audio ~30 % slower).
+
+    ``policy`` (default: the ``ort_cpu_arena`` setting): ``auto`` = what the loader requested, ``on``/``off`` for all.
+    """
+    if policy is None:
+        from sleuth.settings import get_settings
+
+        policy = get_settings().ort_cpu_arena
+    if policy == "on":
+        return True
+    if policy == "off":
+        return False
+    return requested
+
+
+def session_options(intra_op_threads: int = 0, cpu_arena: bool = True) -> ort.SessionOptions:
+    """One intra-op pool sized to the cores, no inter-op parallelism, no spinning; the CPU arena or not.
+
+    Runs go through the compute gate (``sleuth.engine.compute``), so one session at a time uses
+    the intra-op pool; spinning threads would steal the cores from decode threads. The memory
+    pattern (planned buffer reuse inside one run) stays on either way.
     """
     so = ort.SessionOptions()
+    so.enable_cpu_mem_arena = bool(cpu_arena)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = intra_op_threads or cpu_count()
@@ -88,14 +115,21 @@ def create_session(
     path: str | Path,
     providers: str | Sequence[str] | None = None,
     intra_op_threads: int | None = None,
-) -> ort.InferenceSession:
-    """``intra_op_threads=None``: the ``intra_op_threads`` setting (``SLEUTH_INTRA_OP_THREADS``; 0 = all cores)."""
+    *,
+    cpu_arena: bool = True,
+) -> GatedSession:
+    """An ONNX Runtime session whose ``run`` goes through the process's compute gate.
+
+    ``intra_op_threads=None``: the ``intra_op_threads`` setting (``SLEUTH_INTRA_OP_THREADS``; 0 = all cores).
+    ``cpu_arena``: what the model asks for, decided by :func:`use_cpu_arena`.
+    """
     if intra_op_threads is None:
         from sleuth.settings import get_settings
 
         intra_op_threads = get_settings().intra_op_threads
-    return ort.InferenceSession(
+    session = ort.InferenceSession(
         str(path),
-        sess_options=session_options(intra_op_threads),
+        sess_options=session_options(intra_op_threads, use_cpu_arena(cpu_arena)),
         providers=default_providers(providers),
     )
+    return GatedSession(session)

@@ -71,7 +71,7 @@ class WaveformDetector(Model[Any, np.ndarray, np.ndarray, float]):
         if path is None:
             raise ModelError(f"{self.name or type(self).__name__}: no converted 'onnx' artefact")
         try:
-            self.session = create_session(path, providers)
+            self.session = create_session(path, providers, cpu_arena=False)  # large per-item activations
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{self.name}: cannot load {path}: {exc}") from exc
         inputs = self.session.get_inputs()

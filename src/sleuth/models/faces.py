@@ -136,7 +136,7 @@ class MTCNN(Model[Any, np.ndarray, list[Face], list[Face]]):
             if path is None:
                 raise ModelError(f"mtcnn: missing converted artefact {stage}_onnx")
             # small nets: one thread each keeps them from fighting the decoder for cores
-            self._sess[stage] = create_session(path, providers, intra_op_threads=1)
+            self._sess[stage] = create_session(path, providers, intra_op_threads=1, cpu_arena=False)  # pyramid shapes
 
     def preprocess(self, item: Any) -> np.ndarray:
         return decode_rgb(item)

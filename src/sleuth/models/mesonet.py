@@ -59,8 +59,8 @@ class MesoNet(Model[Any, np.ndarray, np.ndarray, dict[str, Any]]):
         paths = {k: v for k, v in artefacts.items() if k == "onnx" or k.startswith("onnx_")}
         if not paths:
             raise ModelError("mesonet: no converted 'onnx' artefact")
-        self.members = {
-            (k[5:] if k.startswith("onnx_") else "model"): create_session(p, providers)
+        self.members = {  # no arena: the occlusion heatmap runs large batches
+            (k[5:] if k.startswith("onnx_") else "model"): create_session(p, providers, cpu_arena=False)
             for k, p in sorted(paths.items())
         }
 

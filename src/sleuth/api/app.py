@@ -14,7 +14,7 @@ from sleuth.api.limits import BodyLimitMiddleware
 from sleuth.api.routing import canonical_path
 from sleuth.db.migrate import upgrade
 from sleuth.platform.context import Platform
-from sleuth.platform.expiry import Sweeper
+from sleuth.services.sweep import Sweeper
 from sleuth.settings import Settings, get_settings
 
 

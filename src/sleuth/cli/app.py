@@ -74,9 +74,9 @@ def config_show() -> None:
 
 @app.command("sweep")
 def sweep_cmd() -> None:
-    """Delete expired results and media now."""
+    """Delete expired results, jobs and media now: exactly what the server's periodic sweeper deletes."""
     from sleuth.platform.context import Platform
-    from sleuth.platform.expiry import sweep
+    from sleuth.services.sweep import sweep
 
     p = Platform.create(get_settings())
     _db()

@@ -70,11 +70,14 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             try:
-                r = sweep(self.db, self.storage)
+                r = self.sweep_once()
                 if r.objects or r.results or r.jobs or r.uploads:
                     log.info("expiry sweep: %s", r)
             except Exception:  # keep sweeping next time
                 log.exception("expiry sweep failed")
+
+    def sweep_once(self) -> SweepReport:
+        return sweep(self.db, self.storage)
 
     def stop(self) -> None:
         self._stop_event.set()

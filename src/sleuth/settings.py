@@ -12,13 +12,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+#: Where sleuth versions before 0.2 kept their data: ``./data`` relative to the current folder.
+LEGACY_DATA_DIR = Path("data")
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data folder (``$XDG_DATA_HOME/sleuth``, default ``~/.local/share/sleuth``
+    on Linux; ``~/Library/Application Support/sleuth`` on macOS; ``%LOCALAPPDATA%\\sleuth`` on Windows)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sleuth", appauthor=False))
+
+
+def _holds_sleuth_data(path: Path) -> bool:
+    """``path`` looks like a data folder an older sleuth wrote (its database, signing key or storage)."""
+    return path.is_dir() and any((path / n).exists() for n in ("sleuth.db", "secret_key", "storage"))
 
 
 def _config_file() -> Path | None:
@@ -33,7 +50,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLEUTH_", extra="ignore")
 
     # --- storage and database -------------------------------------------------------
-    data_dir: Path = Field(default=Path("data"), description="Root for the SQLite DB, uploads and results.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Root for the SQLite DB, uploads, results and the model cache; default: the per-user data "
+        "folder (~/.local/share/sleuth on Linux; a ./data of an older version is used, with a warning).",
+    )
     database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite in data_dir.")
     db_pool_size: int = Field(default=10, description="Connection pool size (PostgreSQL).")
     db_max_overflow: int = Field(default=20, description="Extra connections over the pool size (PostgreSQL).")
@@ -136,6 +157,10 @@ class Settings(BaseSettings):
         "for the wildlife models, off for the deepfake models (large per-item activations); 'on'/'off' for all.",
     )
 
+    # How data_dir was chosen: "set" (argument, SLEUTH_DATA_DIR or the TOML file), "default" (the per-user
+    # folder) or "legacy" (a ./data left by an older version). See data_dir_notices().
+    _data_dir_origin: str = PrivateAttr(default="set")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -158,6 +183,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
+        if "data_dir" not in self.model_fields_set:
+            if _holds_sleuth_data(LEGACY_DATA_DIR):
+                self.data_dir = LEGACY_DATA_DIR.resolve()
+                self._data_dir_origin = "legacy"
+            else:
+                self._data_dir_origin = "default"
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'sleuth.db').as_posix()}"
         if self.storage_dir is None:
@@ -185,6 +216,27 @@ class Settings(BaseSettings):
         return path.read_text().strip().encode()
 
     @property
+    def data_dir_origin(self) -> str:
+        return self._data_dir_origin
+
+    def data_dir_notices(self) -> list[str]:
+        """What a command line should say about the data folder before it uses it: a warning when an older
+        version's ./data is used, and where data lives on the first run (the folder does not exist yet)."""
+        out = []
+        if self._data_dir_origin == "legacy":
+            out.append(
+                f"warning: using {self.data_dir}, the ./data folder of an older sleuth version (keys, results and "
+                f"models are there). Data now lives in {default_data_dir()} unless SLEUTH_DATA_DIR says otherwise: "
+                f"move the folder there, or set SLEUTH_DATA_DIR={self.data_dir}, to keep using it from any folder."
+            )
+        elif not self.data_dir.exists():
+            out.append(
+                f"sleuth: first run, data (database, uploads, results, models) will live in {self.data_dir} "
+                "(set SLEUTH_DATA_DIR to choose another folder)"
+            )
+        return out
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -198,10 +250,13 @@ def settings_table() -> list[dict[str, Any]]:
     """Every setting with its env var, default and description (for docs and `sleuth config`)."""
     rows = []
     for name, field in Settings.model_fields.items():
+        default = field.default
+        if name == "data_dir":
+            default = "per-user data dir"
         rows.append(
             {
                 "env": f"SLEUTH_{name.upper()}",
-                "default": field.default,
+                "default": default,
                 "description": field.description or "",
             }
         )

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from sleuth.cli.common import db as _db
+from sleuth.cli.common import typer_app
 from sleuth.cli.common import fail as _fail
 
-teams_app = typer.Typer(help="Teams (accounts).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="Credits wallet.", no_args_is_help=True)
+teams_app = typer_app("Teams (accounts).")
+keys_app = typer_app("API keys.")
+credits_app = typer_app("Credits wallet.")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,22 +9,31 @@ import typer
 
 from sleuth import __version__
 from sleuth.cli.common import db as _db
+from sleuth.cli.common import typer_app
 from sleuth.settings import get_settings
 
-app = typer.Typer(
-    help="sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app = typer_app("sleuth: self-hosted batch detection for camera-trap wildlife and deepfake media.")
+db_app = typer_app("Database migrations.")
 app.add_typer(db_app, name="db")
 
 
+# Commands that read or write the data folder (database, storage, model cache): they say where it is on the
+# first run, and warn when an older version's ./data is used.
+_DATA_COMMANDS = {"serve", "worker", "detect", "keys", "teams", "credits", "models", "db", "sweep", "webhooks"}
+
+
 @app.callback(invoke_without_command=True)
-def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    if ctx.invoked_subcommand in _DATA_COMMANDS and "--help" not in rest:
+        for line in get_settings().data_dir_notices():
+            typer.secho(line, err=True, fg=typer.colors.YELLOW)
 
 
 @app.command()

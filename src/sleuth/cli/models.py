@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
+from sleuth.cli.common import typer_app
 from sleuth.engine import catalog as cat
 
-app = typer.Typer(help="Model catalog: list, pull (fetch + verify + convert) and verify models.", no_args_is_help=True)
+app = typer_app("Model catalog: list, pull (fetch + verify + convert) and verify models.")
 
 
 def _human(n: int) -> str:

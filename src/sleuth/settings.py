@@ -20,7 +20,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-
 #: Where sleuth versions before 0.2 kept their data: ``./data`` relative to the current folder.
 LEGACY_DATA_DIR = Path("data")
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from sleuth.cli.common import db as _db
-from sleuth.cli.common import typer_app
 from sleuth.cli.common import fail as _fail
+from sleuth.cli.common import typer_app
 
 teams_app = typer_app("Teams (accounts).")
 keys_app = typer_app("API keys.")

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     queue: Literal["local", "celery"] = Field(default="local", description="Job dispatch: in-process or Celery.")
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
     workers: int = Field(default=2, description="In-process job worker threads (0 = none, use `sleuth worker`).")
+    max_queued_items: int = Field(
+        default=20000, description="Job items waiting in all (pending + queued); more = 503 queue_full; 0 = no limit."
+    )
+    max_queued_items_per_team: int = Field(
+        default=5000, description="Job items one team may have waiting; more = 503 queue_full; 0 = no limit."
+    )
+    inline_runs: int = Field(
+        default=2,
+        description="`Prefer: wait` detects run in their request at most this many at a time; the others wait "
+        "for a job worker (fair across teams).",
+    )
     job_max_attempts: int = Field(default=3, description="Attempts per job item before it fails.")
     job_heartbeat_s: float = Field(default=10.0, description="Worker heartbeat period.")
     job_lease_s: float = Field(default=60.0, description="Item lease; a worker silent this long is presumed dead.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -22,6 +23,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from sleuth.api import media, routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
+from sleuth.api.openapi import responses
 from sleuth.platform import jobs, secure_uploads, signing
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
@@ -268,14 +270,35 @@ def _run_inline(platform: Platform, item_id: str, worker_id: str) -> str:
         t.join(5)
 
 
+_inline_lock = threading.Lock()
+_inline_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _inline_slot(platform: Platform) -> threading.BoundedSemaphore:
+    """At most ``inline_runs`` items run inside their request at a time (per process)."""
+    n = max(1, platform.settings.inline_runs)
+    with _inline_lock:
+        sem = _inline_slots.get(n)
+        if sem is None:
+            sem = _inline_slots[n] = threading.BoundedSemaphore(n)
+        return sem
+
+
 async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
-    """``Prefer: wait``: run the item now in this request if no worker took it, else poll."""
+    """``Prefer: wait``: run the item now in this request if no worker took it and an inline slot is free,
+    else poll (the job workers claim it, fairly across teams). In-flight deepfake work stays bounded:
+    ``inline_runs`` requests plus the workers, whatever the number of waiting clients."""
     wid = jobs.worker_name()
     deadline = time.monotonic() + WAIT_LIMIT_S
+    slot = _inline_slot(platform)
     while time.monotonic() < deadline:
-        # queued (first time, or again after a retryable failure): run it here
-        if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
-            await run_in_threadpool(_run_inline, platform, item_id, wid)
+        # queued (first time, or again after a retryable failure): run it here if a slot is free
+        if slot.acquire(blocking=False):
+            try:
+                if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
+                    await run_in_threadpool(_run_inline, platform, item_id, wid)
+            finally:
+                slot.release()
         item, job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
         # settled = terminal, and with zero retention the media already deleted
         if item.status in jobs.TERMINAL and not (job.options.get("zero_retention_mode") and item.media_key):
@@ -304,7 +327,11 @@ def _create_from_token(
 ONE_INPUT = "Provide exactly one of: multipart 'file', JSON 'url', or 'media_token' (from POST /secure_uploads)"
 
 
-@router.post("/detect", summary="Create a deepfake detection (file upload, URL or media_token)")
+@router.post(
+    "/detect",
+    summary="Create a deepfake detection (file upload, URL or media_token)",
+    responses=responses(routing.DEEPFAKE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+)
 async def create_detect(
     request: Request,
     principal: Inference,
@@ -439,7 +466,12 @@ async def list_detects(
     }
 
 
-@router.post("/detect/batch", status_code=202, summary="Create a batch deepfake detection job")
+@router.post(
+    "/detect/batch",
+    status_code=202,
+    summary="Create a batch deepfake detection job",
+    responses=responses(routing.DEEPFAKE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+)
 async def create_batch(
     request: Request,
     principal: Inference,

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
+from sleuth.api.openapi import responses
 from sleuth.api.wildlife import _bool, load_result, parse_options
 from sleuth.db.models import Job, JobItem, utcnow
 from sleuth.platform.context import Platform
@@ -129,7 +130,12 @@ async def upload(job_id: str, request: Request, platform: PlatformDep, expires: 
     return {"id": job_id, "uploaded_bytes": size}
 
 
-@router.post("/v1/jobs/{job_id}/submit", status_code=202, summary="Queue an uploaded job (reserves its credit)")
+@router.post(
+    "/v1/jobs/{job_id}/submit",
+    status_code=202,
+    summary="Queue an uploaded job (reserves its credit)",
+    responses=responses(routing.WILDLIFE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+)
 async def submit(job_id: str, request: Request, principal: Inference, platform: PlatformDep) -> Any:
     job = await run_in_threadpool(wj.submit, platform, principal.team_id, job_id)
     job, item = await run_in_threadpool(wj.get_job, platform, principal.team_id, job.id)

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from sleuth.api import routing
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
+from sleuth.api.openapi import responses
 from sleuth.db.models import StoredResult, utcnow
 from sleuth.engine.batcher import QueueFullError
 from sleuth.pipelines import geo
@@ -301,7 +302,10 @@ def _endpoint(path: str, *, single: bool, profile: str, detector_only: bool = Fa
         )
 
     handler.__name__ = "post_" + path.strip("/").replace("/", "_").replace("-", "_")
-    router.add_api_route(path, handler, methods=["POST"], summary=summary)
+    # 503 overloaded (Retry-After): the micro-batcher's queue is full
+    router.add_api_route(
+        path, handler, methods=["POST"], summary=summary, responses=responses(routing.WILDLIFE, None, 503)
+    )
 
 
 _endpoint("/v1/detect", single=True, profile="default", summary="Detect animals, people and vehicles in one image")

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from sleuth.db.engine import Database
 from sleuth.db.models import Job, JobItem, WebhookDelivery, utcnow
-from sleuth.platform import credits
+from sleuth.platform import credits, fairness
 from sleuth.platform.errors import SleuthError
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ def create_job(
     """
     total_cost = sum(i.cost for i in items)
     with db.write_session() as s:
+        if status != "awaiting_upload":
+            fairness.check_capacity(s, db.settings, team_id, len(items))  # 503 queue_full, nothing written
         reservation = None
         if status != "awaiting_upload":
             breakdown: list[dict[str, object]] = [
@@ -155,6 +157,7 @@ def start_job(db: Database, job_id: str, reserve_reason: str, expires_at: dateti
         if job.status != "awaiting_upload":
             return job
         items = list(s.scalars(select(JobItem).where(JobItem.job_id == job_id)))
+        fairness.check_capacity(s, db.settings, job.team_id, len(items))  # 503 queue_full, still awaiting_upload
         cost = sum(i.cost for i in items)
         job.reservation_id = credits.reserve_in(
             s,
@@ -196,18 +199,25 @@ def discard_job(db: Database, job_id: str) -> None:
 def claim(
     db: Database, worker_id: str, limit: int = 1, lease_s: float | None = None, kinds: list[str] | None = None
 ) -> list[str]:
-    """Atomically claim up to ``limit`` queued items (interactive lane first). Returns item ids."""
+    """Atomically claim up to ``limit`` queued items of one team, fairly across teams. Returns item ids.
+
+    The team comes from :func:`sleuth.platform.fairness.team_order` (interactive lane first, then the team with
+    the fewest items processing, then the oldest queued item); within the team the oldest item goes first.
+    """
     lease = timedelta(seconds=lease_s or db.settings.job_lease_s)
     now = utcnow()
-    lane_order = func.coalesce(func.nullif(JobItem.lane, "interactive"), "")  # '' sorts before 'job'
-    q = select(JobItem.id).where(JobItem.status == "queued")
-    if kinds:
-        q = q.join(Job, Job.id == JobItem.job_id).where(Job.kind.in_(kinds))
-    q = q.order_by(lane_order, JobItem.created_at, JobItem.seq).limit(limit)
     with db.write_session() as s:
-        if db.dialect == "postgresql":
-            q = q.with_for_update(skip_locked=True, of=JobItem)
-        ids = list(s.scalars(q))
+        ids: list[str] = []
+        for team_id in fairness.team_order(s, kinds)[:8]:
+            q = select(JobItem.id).where(JobItem.status == "queued", JobItem.team_id == team_id)
+            if kinds:
+                q = q.join(Job, Job.id == JobItem.job_id).where(Job.kind.in_(kinds))
+            q = q.order_by(fairness.lane_order(), JobItem.created_at, JobItem.seq).limit(limit)
+            if db.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True, of=JobItem)
+            ids = list(s.scalars(q))
+            if ids:
+                break
         if not ids:
             return []
         s.execute(

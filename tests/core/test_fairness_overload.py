@@ -1,0 +1,150 @@
+"""Fair claims across teams and the bounded job queue (platform.fairness): orders and status codes, no timings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deepfake"))
+from helpers import wav_bytes  # noqa: E402
+
+
+def _team(db, name):
+    from sleuth.platform.auth import create_team
+
+    return create_team(db, name).id
+
+
+def _job(db, team, n, lane="job"):
+    from sleuth.platform import jobs
+
+    job = jobs.create_job(db, team, "test-kind", [jobs.ItemSpec(filename=f"{i}.bin") for i in range(n)], lane=lane)
+    return job.id
+
+
+def _owner(db, item_ids):
+    from sleuth.db.models import JobItem
+
+    with db.session() as s:
+        return [s.get(JobItem, i).team_id for i in item_ids]
+
+
+def test_a_one_file_batch_is_claimed_next_while_another_team_runs_50(db):
+    from sleuth.platform import jobs
+
+    a, b = _team(db, "bulk"), _team(db, "small")
+    _job(db, a, 50)
+    _job(db, b, 1)  # queued after all 50 of team a's items
+    first = jobs.claim(db, "w1")
+    second = jobs.claim(db, "w2")  # team a has one item processing, team b none
+    assert _owner(db, first + second) == [a, b]
+    rest = [jobs.claim(db, "w3")[0] for _ in range(3)]
+    assert _owner(db, rest) == [a, a, a]  # team b has nothing left: team a keeps draining, in order
+    from sleuth.db.models import JobItem
+
+    with db.session() as s:
+        seqs = [s.get(JobItem, i).seq for i in first + rest]
+    assert seqs == [0, 1, 2, 3]
+
+
+def test_teams_take_turns_by_items_processing(db):
+    from sleuth.platform import jobs
+
+    a, b, c = _team(db, "a"), _team(db, "b"), _team(db, "c")
+    for t in (a, b, c):
+        _job(db, t, 5)
+    owners = _owner(db, [jobs.claim(db, f"w{k}")[0] for k in range(6)])
+    assert owners == [a, b, c, a, b, c]
+
+
+def test_interactive_lane_goes_first(db):
+    from sleuth.platform import jobs
+
+    a, b = _team(db, "batch"), _team(db, "single")
+    _job(db, a, 3)
+    single = _job(db, b, 1, lane="interactive")
+    from sleuth.db.models import JobItem
+
+    claimed = jobs.claim(db, "w1")
+    with db.session() as s:
+        assert s.get(JobItem, claimed[0]).job_id == single
+
+
+def test_claims_filter_by_kind(db):
+    from sleuth.platform import jobs
+
+    a = _team(db, "k")
+    jobs.create_job(db, a, "other-kind", [jobs.ItemSpec(filename="x")])
+    assert jobs.claim(db, "w1", kinds=["test-kind"]) == []
+    assert len(jobs.claim(db, "w1", kinds=["other-kind"])) == 1
+
+
+@pytest.mark.parametrize("caps", [{"max_queued_items_per_team": 3}, {"max_queued_items": 3}])
+def test_full_queue_is_503_with_retry_after_and_writes_nothing(settings, caps):
+    from sleuth.db.engine import Database
+    from sleuth.db.models import Job, JobItem
+    from sleuth.platform import credits
+    from sleuth.platform.errors import SleuthError
+
+    db = Database(settings.model_copy(update={"billing_enabled": True, **caps}))
+    t = _team(db, "capped")
+    credits.grant(db, t, 100)
+    _job(db, t, 2)
+    with pytest.raises(SleuthError) as ei:
+        _job(db, t, 2)
+    assert ei.value.status == 503 and ei.value.code == "queue_full"
+    assert int(ei.value.headers["Retry-After"]) > 0
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 1
+        assert s.scalar(select(func.count()).select_from(JobItem)) == 2
+    assert credits.balance(db, t).available == 98  # only the first job reserved
+    _job(db, t, 1)  # exactly at the limit is fine
+
+
+def test_submit_of_an_uploaded_job_is_refused_when_the_queue_is_full(settings):
+    from sleuth.db.engine import Database
+    from sleuth.platform import jobs
+    from sleuth.platform.errors import SleuthError
+
+    db = Database(settings.model_copy(update={"max_queued_items_per_team": 1}))
+    t = _team(db, "uploads")
+    _job(db, t, 1)
+    waiting = jobs.create_job(db, t, "test-kind", [jobs.ItemSpec(filename="u")], status="awaiting_upload")
+    with pytest.raises(SleuthError) as ei:
+        jobs.start_job(db, waiting.id, "submit")
+    assert ei.value.status == 503
+    from sleuth.db.models import Job
+
+    with db.session() as s:
+        assert s.get(Job, waiting.id).status == "awaiting_upload"  # can be submitted again later
+
+
+def test_detect_batch_answers_503_when_the_team_queue_is_full(settings):
+    from fastapi.testclient import TestClient
+
+    from sleuth.api.app import create_app
+    from sleuth.platform import credits
+    from sleuth.platform.auth import create_key, create_team
+
+    app = create_app(settings.model_copy(update={"max_queued_items_per_team": 3, "billing_enabled": True}))
+    with TestClient(app) as c:
+        db = app.state.platform.db
+        team = create_team(db, "df-capped")
+        credits.grant(db, team.id, 50)
+        auth = {"Authorization": f"Bearer {create_key(db, team.id).key}"}
+        w = wav_bytes(1.0)
+        files = [("files[]", (f"{i}.wav", w, "audio/wav")) for i in range(4)]
+        r = c.post("/detect/batch", headers=auth, files=files)
+        assert r.status_code == 503, r.text
+        assert int(r.headers["Retry-After"]) > 0
+        body = r.json()
+        assert body["success"] is False and body["item"] is None and body["error"]["code"] == "queue_full"
+        assert credits.balance(db, team.id).available == 50  # nothing reserved, nothing stored
+        ok = c.post("/detect/batch", headers=auth, files=files[:3])
+        assert ok.status_code == 202, ok.text
+        spec = c.get("/openapi.json").json()["paths"]
+        for path, method in (("/detect/batch", "post"), ("/detect", "post"), ("/v1/jobs/{job_id}/submit", "post")):
+            assert "503" in spec[path][method]["responses"], path

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import posixpath
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -104,15 +105,47 @@ def export_options(
     return opts
 
 
+def coordinates_message(missing: list[str]) -> str:
+    """The Camtrap DP remedy in the command line's own words (its flags)."""
+    return (
+        f"camtrap-dp needs latitude/longitude for every deployment; missing for {', '.join(missing)}. Pass "
+        "--latitude and --longitude (one deployment for everything, optionally named with --deployment-id), "
+        "--deployments CSV (one row per camera folder: folder,deploymentID,latitude,longitude,...), or "
+        "--placeholder-coordinates (0, 0, marked as placeholders)"
+    )
+
+
+def check_export_needs(fmts: list[str], opts_for: Any, folders: set[str]) -> None:
+    """Check what every asked-for format needs before anything is processed, so that no export fails after a
+    long run: the options parse (time zone, deployments CSV), COCO's category names, Camtrap DP's coordinates
+    for every camera folder. Raises ValueError naming the command-line flags."""
+    from sleuth.exports.camtrap_dp import deployments_without_coordinates
+
+    for fmt in fmts:
+        opts = opts_for(fmt)
+        if fmt == "coco" and opts.get("category_names") not in ("label", "detector"):
+            raise ValueError(f"--category-names must be label or detector, got {opts.get('category_names')!r}")
+        if fmt == "camtrap-dp" and not opts.get("allow_placeholder_coordinates"):
+            missing = deployments_without_coordinates(sorted(folders), opts.get("deployments"))
+            if missing:
+                raise ValueError(coordinates_message(missing))
+
+
 def write_exports(records: Any, info: Any, paths: dict[str, Path], opts_for: Any) -> list[str]:
     """Write every format; a format that cannot be written (e.g. Camtrap DP without coordinates) is
     reported and the others are still written. Returns the error messages."""
     from sleuth.exports import export
+    from sleuth.exports.camtrap_dp import MissingCoordinatesError
 
     errors = []
     for fmt, path in paths.items():
         try:
             written = export(records, info, fmt, path, **opts_for(fmt))
+        except MissingCoordinatesError as e:
+            msg = coordinates_message(e.deployments)
+            errors.append(msg)
+            typer.secho(f"error: could not write {fmt}: {msg}", err=True, fg=typer.colors.RED)
+            continue
         except ValueError as e:
             errors.append(f"{fmt}: {e}")
             typer.secho(f"error: could not write {fmt}: {e}", err=True, fg=typer.colors.RED)
@@ -233,14 +266,14 @@ def detect(
             media_root=media_root,
             category_names=category_names,
         )
-        if "camtrap-dp" in fmts:  # fail on bad options before the run, not after it
-            opts_for("camtrap-dp")
+        # fail on what an export needs before the run, not after it
+        check_export_needs(fmts, opts_for, {posixpath.dirname(f.name) for f in files})
         ckpt = fl.Checkpoint(ckpt_path, config)
         done: dict[str, Any] = {}
         if ckpt_path.exists():
             if resume:
                 done = ckpt.load()
-            elif not restart:
+            elif not restart and ckpt.has_records():  # one of a run that processed nothing blocks nothing
                 raise ValueError(
                     f"a checkpoint of an earlier run exists ({ckpt_path}): pass --resume to continue "
                     "it or --restart to start over"
@@ -283,7 +316,7 @@ def detect(
             engine.warm_up()
         except Exception as e:  # noqa: BLE001 - model/artefact problems: clear message, no traceback
             bar.close()
-            ckpt.close()
+            ckpt.close(remove=not done)  # nothing processed: leave nothing that asks for --resume
             _fail(f"cannot load the models: {e}")
         bar.set_description("detect")
         bar.reset(total=todo)
@@ -305,6 +338,9 @@ def detect(
     except Exception as e:  # server refused, model crashed: keep what is done
         ckpt.close()
         bar.close()
+        if not ckpt.has_records():
+            ckpt.close(remove=True)
+            _fail(str(e))
         _fail(f"{e} (finished files are in the checkpoint {ckpt_path}; rerun with --resume)")
         return
     finally:
@@ -390,8 +426,7 @@ def export_cmd(
             media_root=media_root,
             category_names=category_names,
         )
-        if "camtrap-dp" in fmts:
-            opts_for("camtrap-dp")
+        check_export_needs(fmts, opts_for, {r.camera_folder for r in records if r.failure is None})
     except ValueError as e:
         _fail(str(e))
         return

@@ -33,7 +33,7 @@ import json
 import mimetypes
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -292,6 +292,28 @@ class _Resolver:
         return Deployment(deployment_id=_slug(folder))
 
 
+class MissingCoordinatesError(ValueError):
+    """Camtrap DP needs coordinates for every deployment; ``deployments`` lists those without. Callers with
+    their own vocabulary (the command line's flags) word the remedy from it."""
+
+    def __init__(self, deployments: Sequence[str]) -> None:
+        self.deployments = list(deployments)
+        super().__init__(
+            "Camtrap DP needs latitude/longitude for every deployment; missing for "
+            f"{', '.join(self.deployments)}. Pass deployments (a Deployment, a folder mapping or a "
+            "deployments CSV) or allow placeholder coordinates."
+        )
+
+
+def deployments_without_coordinates(
+    folders: Iterable[str], deployments: Deployment | Mapping[str, Deployment] | str | Path | None
+) -> list[str]:
+    """The deployment ids that camera folders ``folders`` would get without coordinates (checked before a run,
+    so that a Camtrap DP export cannot fail after every file is processed)."""
+    resolver = _Resolver(deployments)
+    return sorted({d.deployment_id for d in map(resolver.for_folder, folders) if d.latitude is None})
+
+
 @dataclass
 class CamtrapOptions:
     """Options of :func:`write_camtrap_dp` (all optional)."""
@@ -352,11 +374,7 @@ def build_camtrap_dp(
 
     missing_coords = sorted(d for d, dep in deps.items() if dep.latitude is None)
     if missing_coords and not opt.allow_placeholder_coordinates:
-        raise ValueError(
-            "Camtrap DP needs latitude/longitude for every deployment; missing for "
-            f"{', '.join(missing_coords)}. Pass deployments (a Deployment, a folder mapping or a "
-            "deployments CSV) or allow placeholder coordinates."
-        )
+        raise MissingCoordinatesError(missing_coords)
 
     dep_rows: list[dict[str, str]] = []
     dep_span: dict[str, tuple[datetime, datetime]] = {}

@@ -103,6 +103,14 @@ class Checkpoint:
             out[rec.file] = rec
         return out
 
+    def has_records(self) -> bool:
+        """The checkpoint file holds at least one finished file (not just its header)."""
+        if not self.path.is_file():
+            return False
+        with open(self.path, encoding="utf-8") as f:
+            f.readline()
+            return any(line.strip() for line in f)
+
     def start(self, existing: Iterable[ImageRecord]) -> None:
         """Rewrite the checkpoint (atomically: temp file + rename) with ``existing``, then append."""
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,7 @@ def test_cli_pull_errors(lin: EngineEnv) -> None:
     r = runner.invoke(app, ["pull", "nope"])
     assert r.exit_code == 2 and "unknown model 'nope'" in r.output
     r = runner.invoke(app, ["pull", "lin-other"])  # its mirror file was never put there
-    assert r.exit_code == 1 and "FAILED lin-other" in r.output
+    assert r.exit_code == 1 and "could not fetch 1 model file" in r.output and "lin-other" in r.output
 
 
 def test_cli_bad_catalog(lin: EngineEnv) -> None:

@@ -174,6 +174,19 @@ MediaRoot = Annotated[str, typer.Option(help="Camtrap DP: prefix of media filePa
 CategoryNames = Annotated[str, typer.Option(help="COCO categories: label (species) or detector.")]
 
 
+def _missing_models_hint(engine: Any) -> str:
+    """Every model file the run lacks, with its digest and mirror path (one message, not one error a run)."""
+    from sleuth.engine import catalog as cat
+    from sleuth.engine.catalog.mirror import missing_files, missing_report
+
+    try:
+        catalog = cat.load_catalog()
+        missing = missing_files([catalog[n] for n in engine.catalog_models() if n in catalog])
+    except (cat.CatalogError, OSError):
+        return ""
+    return f"\n{missing_report(missing)}" if missing else ""
+
+
 def detect(
     paths: Annotated[list[Path] | None, typer.Argument(help="Folders (walked recursively) and/or files.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder, or file for one format.")] = Path(
@@ -317,7 +330,7 @@ def detect(
         except Exception as e:  # noqa: BLE001 - model/artefact problems: clear message, no traceback
             bar.close()
             ckpt.close(remove=not done)  # nothing processed: leave nothing that asks for --resume
-            _fail(f"cannot load the models: {e}")
+            _fail(f"cannot load the models: {e}" + _missing_models_hint(engine))
         bar.set_description("detect")
         bar.reset(total=todo)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -116,16 +117,59 @@ def pull_models(
     if not wanted:
         typer.echo("Nothing to pull.")
         return
-    failed = 0
+    from sleuth.engine.catalog.mirror import missing_files, missing_report
+
+    failed: dict[str, Exception] = {}
     for n in wanted:
         try:
             paths = cat.ensure(catalog[n], force=force)
         except (cat.ArtefactError, OSError) as e:
-            failed += 1
-            typer.echo(f"FAILED {n}: {e}", err=True)
+            failed[n] = e
             continue
         typer.echo(f"ok {n} {catalog[n].version}: " + ", ".join(f"{k}={p}" for k, p in sorted(paths.items())))
-    if failed:
+    if not failed:
+        return
+    # Files that could not be fetched: one message with each file, its digest and its mirror path. Other
+    # failures (a converter, a modified cached file) are reported one by one.
+    missing = missing_files([catalog[n] for n in failed])
+    unfetched = {m.model for m in missing}
+    for n, e in failed.items():
+        if n not in unfetched:
+            typer.echo(f"FAILED {n}: {e}", err=True)
+    if missing:
+        first = next(e for n, e in failed.items() if n in unfetched)
+        typer.echo(f"{missing_report(missing)}\n(first error: {first})", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("mirror")
+def mirror_models(
+    directory: Annotated[Path, typer.Argument(help="The mirror folder to write (created if missing).")],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Model names, 'default' or 'all' (default: every model in the cache).", show_default=False),
+    ] = None,
+) -> None:
+    """Write a mirror folder from the cache, for air-gapped installs: copy it over, point SLEUTH_MODEL_MIRROR
+    at it, and `sleuth models pull` fetches nothing from the network."""
+    from sleuth.engine.catalog.mirror import missing_report, write_mirror
+
+    catalog = _load()
+    try:
+        if names:
+            wanted = cat.resolve_names(names, catalog)
+        else:
+            wanted = [n for n, e in catalog.items() if cat.status(e) == "installed"]
+    except cat.ModelNotFoundError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if not wanted:
+        typer.echo("error: the cache holds no model; run `sleuth models pull` first", err=True)
+        raise typer.Exit(1)
+    written, lacking = write_mirror(directory, [catalog[n] for n in wanted])
+    typer.echo(f"wrote {len(written)} files of {len(wanted)} models to {directory}")
+    if lacking:
+        typer.echo(f"the cache lacks some files, not in the mirror:\n{missing_report(lacking)}", err=True)
         raise typer.Exit(1)
 
 

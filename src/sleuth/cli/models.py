@@ -133,11 +133,11 @@ def pull_models(
     # failures (a converter, a modified cached file) are reported one by one.
     missing = missing_files([catalog[n] for n in failed])
     unfetched = {m.model for m in missing}
-    for n, e in failed.items():
+    for n, err in failed.items():
         if n not in unfetched:
-            typer.echo(f"FAILED {n}: {e}", err=True)
+            typer.echo(f"FAILED {n}: {err}", err=True)
     if missing:
-        first = next(e for n, e in failed.items() if n in unfetched)
+        first = next(err for n, err in failed.items() if n in unfetched)
         typer.echo(f"{missing_report(missing)}\n(first error: {first})", err=True)
     raise typer.Exit(1)
 

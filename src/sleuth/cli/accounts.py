@@ -14,12 +14,14 @@ from sleuth.cli.common import typer_app
 teams_app = typer_app("Teams (accounts).")
 keys_app = typer_app("API keys.")
 credits_app = typer_app("Credits wallet.")
+webhooks_app = typer_app("Callback (webhook) signing.")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(teams_app, name="teams")
     app.add_typer(keys_app, name="keys")
     app.add_typer(credits_app, name="credits")
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 @teams_app.command("create")
@@ -131,3 +133,25 @@ def credits_balance(team: Annotated[str, typer.Option("--team", help="Team name 
             }
         )
     )
+
+
+@webhooks_app.command("secret")
+def webhooks_secret(
+    team: Annotated[str, typer.Argument(help="Team name or id.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace the secret first (effective at once).")] = False,
+) -> None:
+    """Print the team's callback signing secret (whsec_...), the key a receiver verifies signatures with. The
+    same secret as GET /v1/team/webhook-secret; --rotate is POST /v1/team/webhook-secret/rotate."""
+    from sleuth.platform import teams
+    from sleuth.platform.auth import get_team
+    from sleuth.platform.errors import SleuthError
+
+    db = _db()
+    try:
+        t = get_team(db, team)
+        secret = teams.rotate_webhook_secret(db, t.id) if rotate else teams.webhook_secret(db, t.id)
+    except SleuthError as e:
+        _fail(e.message)
+    typer.echo(secret)
+    if rotate:
+        typer.secho(f"rotated the webhook secret of team {t.name}; callbacks are signed with it from now on", err=True)

@@ -82,7 +82,11 @@ def check_url(url: str, allow_hosts: set[str] | None = None, field: str = "url")
     addrs = sorted({str(i[4][0]) for i in infos})
     for a in addrs:
         if _is_blocked_ip(ipaddress.ip_address(a.split("%")[0])):
-            raise BlockedURL(f"Host {host} resolves to a private or internal address; refused", field)
+            raise BlockedURL(
+                f"Host {host} resolves to a private or internal address; refused (an operator can allow it with "
+                f"SLEUTH_URL_ALLOW_PRIVATE={host})",
+                field,
+            )
     return addrs
 
 
@@ -94,7 +98,10 @@ def _peer_ok(resp: httpx.Response, host: str, allow_hosts: set[str]) -> None:
         return
     addr = stream.get_extra_info("server_addr")
     if addr and _is_blocked_ip(ipaddress.ip_address(str(addr[0]).split("%")[0])):
-        raise BlockedURL(f"Connection to {host} reached an internal address; refused")
+        raise BlockedURL(
+            f"Connection to {host} reached an internal address; refused (an operator can allow it with "
+            f"SLEUTH_URL_ALLOW_PRIVATE={host})"
+        )
 
 
 def pin(url: str, addrs: list[str]) -> tuple[str, dict[str, str], dict[str, str]]:

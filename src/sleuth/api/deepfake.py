@@ -542,10 +542,34 @@ def _stage_zip(staged: _Staged, up: UploadFile, limit: int) -> None:
             raise bad_request(f"zip archive could not be read: {e}", "file", "invalid_zip") from e
 
 
-@router.get("/detect/batch/{uuid}", summary="Get a batch's aggregate state")
-async def get_batch(uuid: str, principal: Reference, platform: PlatformDep) -> Any:
+@router.get(
+    "/detect/batch/{uuid}",
+    summary="Get a batch's aggregate state (with ?include=results, every file's result too)",
+    responses=responses(routing.DEEPFAKE, None, 400),  # 400 invalid_include
+)
+async def get_batch(
+    uuid: str,
+    request: Request,
+    principal: Reference,
+    platform: PlatformDep,
+    include: Annotated[
+        str | None,
+        Query(
+            description="`results`: add `items`, each file's detect as GET /detect/{uuid} returns it, in upload "
+            "order (one request instead of one per file)",
+            max_length=100,
+        ),
+    ] = None,
+) -> Any:
+    wanted = {p.strip() for p in (include or "").split(",") if p.strip()}
+    if wanted - {"results"}:
+        raise bad_request("include takes 'results'", "include", "invalid_include")
     job, ids = await run_in_threadpool(svc.get_batch, platform, principal.team_id, uuid)
-    return {"success": True, "item": svc.batch_view(job, ids)}
+    items = None
+    if wanted:
+        base, sign = _base_url(request, platform), _signer(platform)
+        items = await run_in_threadpool(svc.get_batch_items, platform, job, base, sign)
+    return {"success": True, "item": svc.batch_view(job, ids, items)}
 
 
 def mount(app: FastAPI) -> None:

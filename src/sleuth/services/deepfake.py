@@ -8,6 +8,7 @@ started minute of audio/video (probed from the container at intake, capped by
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -130,9 +131,9 @@ def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str],
     return resemble_types.conform(view)
 
 
-def batch_view(job: Job, item_ids: list[str]) -> dict[str, Any]:
+def batch_view(job: Job, item_ids: list[str], items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     status = {"queued": "processing"}.get(job.status, job.status)
-    return {
+    view: dict[str, Any] = {
         "uuid": job.id,
         "status": status,
         "total_files": job.total,
@@ -141,6 +142,28 @@ def batch_view(job: Job, item_ids: list[str]) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "detect_uuids": item_ids,
     }
+    if items is not None:  # ?include=results, and callbacks under CALLBACK_RESULTS_MAX_BYTES
+        view["items"] = items
+    return view
+
+
+#: A batch callback carries every file's item (as GET /detect/{uuid} gives it) when they add up to at most
+#: this many bytes of JSON; a larger batch's callback has the counts and ids only (GET
+#: /detect/batch/{uuid}?include=results then gives the items).
+CALLBACK_RESULTS_MAX_BYTES = 256 * 1024
+
+
+def batch_items(s: Any, job: Job, base_url: str = "", sign: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    """Every file's item view of a batch, in upload order (``s``: an open session)."""
+    rows = s.scalars(select(JobItem).where(JobItem.job_id == job.id).order_by(JobItem.seq))
+    return [item_view(i, job, base_url, sign) for i in rows]
+
+
+def get_batch_items(
+    platform: Platform, job: Job, base_url: str = "", sign: Callable[[str], str] | None = None
+) -> list[dict[str, Any]]:
+    with platform.db.read_session() as s:
+        return batch_items(s, job, base_url, sign)
 
 
 def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, Job]:
@@ -187,13 +210,15 @@ def list_items(platform: Platform, team_id: str, page: int, page_size: int) -> t
 
 def batch_callback_payload(s: Any, job: Job) -> dict[str, Any]:
     ids = list(s.scalars(select(JobItem.id).where(JobItem.job_id == job.id).order_by(JobItem.seq)))
-    if job.options.get("batch"):
-        return {"success": True, "item": batch_view(job, ids)}
-    item = s.get(JobItem, ids[0])
     from sleuth.platform.signing import signer
     from sleuth.settings import get_settings
 
     settings = get_settings()
+    if job.options.get("batch"):
+        items = batch_items(s, job, settings.public_url.rstrip("/"), signer(settings))
+        fits = len(json.dumps(items, separators=(",", ":"))) <= CALLBACK_RESULTS_MAX_BYTES
+        return {"success": True, "item": batch_view(job, ids, items if fits else None)}
+    item = s.get(JobItem, ids[0])
     return {"success": True, "item": item_view(item, job, settings.public_url.rstrip("/"), signer(settings))}
 
 

@@ -102,7 +102,7 @@ async def export(
     deployment = None
     if deployment_id or latitude is not None:
         deployment = Deployment(deployment_id or "deployment", latitude, longitude)
-    from sleuth.cli.detect import parse_timezone
+    from sleuth.cli.export_options import parse_timezone
 
     try:
         tz = parse_timezone(timezone)

@@ -80,6 +80,27 @@ def test_the_readme_has_the_examples_the_issue_asks_for():
     assert "include=results" in text and "sleuth webhooks secret" in text
 
 
+def test_benchmark_commands_in_docs_name_real_scripts_and_flags():
+    """Blocks of benchmark commands are not run (minutes each); their scripts and flags must exist."""
+    seen = 0
+    fence = re.compile(r"^```(?:bash|sh)\n(.*?)^```", re.S | re.M)
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for block in (m.group(1) for m in fence.finditer(doc.read_text(encoding="utf-8"))):
+            if "benchmarks/" not in block:
+                continue
+            for cmd in commands(block):
+                m = re.match(r"python (benchmarks/\S+\.py)(.*)", cmd)
+                if not m:
+                    continue
+                seen += 1
+                script = ROOT / m.group(1)
+                assert script.is_file(), f"{doc.name}: {m.group(1)} does not exist"
+                source = script.read_text(encoding="utf-8")
+                for flag in re.findall(r"(--[a-z][a-z0-9-]*)", m.group(2).split("#")[0]):
+                    assert f'"{flag}"' in source, f"{doc.name}: {m.group(1)} has no {flag} option"
+    assert seen >= 5
+
+
 class _Receiver(BaseHTTPRequestHandler):
     calls: list[tuple[dict[str, str], bytes]] = []
 

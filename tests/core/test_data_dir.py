@@ -76,7 +76,6 @@ def _sleuth(args: list[str], cwd: Path, xdg: Path, **extra: str) -> subprocess.C
     )
 
 
-@pytest.mark.db
 def test_commands_agree_from_any_folder(tmp_path):
     xdg = tmp_path / "xdg"
     a, b = tmp_path / "a", tmp_path / "b"
@@ -95,7 +94,6 @@ def test_commands_agree_from_any_folder(tmp_path):
     assert not (a / "data").exists() and not (b / "data").exists()
 
 
-@pytest.mark.db
 def test_keys_of_an_older_version_are_found(tmp_path):
     xdg = tmp_path / "xdg"
     old = tmp_path / "old"

@@ -127,6 +127,9 @@ def pull_models(
             failed[n] = e
             continue
         typer.echo(f"ok {n} {catalog[n].version}: " + ", ".join(f"{k}={p}" for k, p in sorted(paths.items())))
+        note = catalog[n].extra.get("manual_export")
+        if not catalog[n].servable and isinstance(note, str):
+            typer.echo(f"note {n}: downloaded and verified, but not servable as is: {note}")
     if not failed:
         return
     # Files that could not be fetched: one message with each file, its digest and its mirror path. Other

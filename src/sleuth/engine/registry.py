@@ -45,9 +45,11 @@ def _name_lock(name: str) -> threading.Lock:
 def _load(name: str, settings: Settings) -> AnyModel:
     entry = get_entry(name, load_catalog(settings=settings))
     if not entry.servable:  # check before downloading a (possibly large) checkpoint we cannot serve
+        note = entry.extra.get("manual_export")
         raise ModelError(
-            f"model {name!r} is download-only (no loader): export it to ONNX and register that "
-            "file as a local catalog entry (docs/models.md)"
+            f"model {name!r} is download-only (no loader): "
+            + (note if isinstance(note, str) else "export it to ONNX and register that file as a local catalog entry")
+            + " (docs/models.md)"
         )
     paths = ensure(entry, settings)  # ArtefactError propagates with its clear message
     try:

@@ -1,8 +1,11 @@
 """Generic ONNX loader for MegaDetector-style YOLO exports (MDv5, MDv1000).
 
 The public MegaDetector releases are PyTorch ``.pt`` checkpoints (YOLOv5 / YOLOv9 / YOLO11 code
-bases). This loader serves an **ONNX export** of such a model; it does not read ``.pt`` files.
-Two output layouts are understood:
+bases). This loader serves an **ONNX export** of such a model; it does not read ``.pt`` files:
+``sleuth models pull mdv5a.0.0`` converts the release with ``sleuth.convert.megadetector`` (our
+own YOLOv5 / YOLO11 definitions), whose ONNX metadata (``sleuth.output``, ``sleuth.stride``) and
+catalog entry (``image_size``, ``conf_threshold``) configure this loader. A hand-made export
+registered as a local entry works too. Two output layouts are understood:
 
 * YOLOv5 style ``[N, A, 5 + C]``: ``cx, cy, w, h, obj, cls_0 .. cls_{C-1}`` (sigmoid applied),
   ``score = obj * cls``;
@@ -16,7 +19,9 @@ for a fixed-size ONNX input the pad fills the whole ``image_size`` square, for a
 P6 models such as MDv5). RGB, scaled to 0..1.
 
 Postprocessing: candidates with ``score >= conf_threshold``; class-wise NMS at IoU 0.45 (as
-YOLOv5's default); boxes mapped back through the letterbox and clipped to the image; classes
+YOLOv5's default); boxes mapped back through the letterbox as the model's upstream does it (YOLOv5:
+one gain and the unrounded centred pad, as MegaDetector's ``scale_coords``; YOLO11: ultralytics'
+per-axis scale and rounded pad) and clipped to the image; classes
 0/1/2 -> MegaDetector categories "1"/"2"/"3" (animal/person/vehicle).
 """
 
@@ -37,6 +42,7 @@ from sleuth.models.detection import (
     PreparedImage,
     as_decoded,
     batched_nms,
+    candidate_threshold,
     cxcywh_to_xyxy,
     make_detections,
     run_grouped,
@@ -130,10 +136,28 @@ class MegaDetectorOnnx(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
         self.max_detections = max_detections
         self.class_to_category = dict(class_to_category or {0: "1", 1: "2", 2: "3"})
         self.decode_max_side = decode_max_side if decode_max_side is not None else image_size
+        # How boxes go back to the image: "letterbox" (the rounded pad actually used), "yolov5"
+        # (YOLOv5/MegaDetector's scale_boxes) or "exact" (ultralytics'); set by a sleuth conversion.
+        self.box_mapping: Literal["letterbox", "yolov5", "exact"] = "letterbox"
         self.session: Any = None
         self.input_name = "images"
         self._static_hw: tuple[int, int] | None = None
         self._fixed_batch: int | None = None
+
+    def _configure(self, meta: Mapping[str, str]) -> None:
+        """Settings from the catalog entry (``image_size``, ``conf_threshold``) and the ONNX metadata."""
+        entry = getattr(self, "catalog_entry", None)
+        extra = entry.extra if entry is not None else {}
+        if "image_size" in extra:
+            self.image_size = int(extra["image_size"])
+            self.decode_max_side = self.image_size
+        if "conf_threshold" in extra:
+            self.conf_threshold = candidate_threshold(extra["conf_threshold"], self.name)
+        if meta.get("sleuth.output") in ("yolov5", "yolov8"):  # a sleuth conversion: map boxes as its upstream
+            self.output_format = meta["sleuth.output"]  # type: ignore[assignment]
+            self.box_mapping = "yolov5" if meta["sleuth.output"] == "yolov5" else "exact"
+        if meta.get("sleuth.stride", "").isdigit():
+            self.stride = int(meta["sleuth.stride"])
 
     def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
         if "onnx" not in artefacts:
@@ -145,6 +169,7 @@ class MegaDetectorOnnx(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
             self.session = create_session(artefacts["onnx"], providers)
         except Exception as e:
             raise ModelError(f"{self.name}: cannot load {artefacts['onnx']}: {e}") from e
+        self._configure(self.session.get_modelmeta().custom_metadata_map)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -162,12 +187,18 @@ class MegaDetectorOnnx(Model[bytes | DecodedImage, PreparedImage, np.ndarray, De
         target = self._static_hw or (self.image_size, self.image_size)
         boxed, r, px, py = letterbox(img.rgb, target, self.stride, auto=self._static_hw is None)
         tensor = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+        h0, w0 = img.rgb.shape[:2]
+        rx = ry = r
+        if self.box_mapping == "yolov5":  # YOLOv5's scale_boxes: one gain, the unrounded centred pad
+            px, py = (boxed.shape[1] - w0 * r) / 2, (boxed.shape[0] - h0 * r) / 2
+        elif self.box_mapping == "exact":  # ultralytics': the resized image's own offset and per-axis scale
+            rx, ry = round(w0 * r) / w0, round(h0 * r) / h0
         return PreparedImage(
             tensor=tensor,
             width=img.width,
             height=img.height,
-            ratio_x=r * img.scale_x,
-            ratio_y=r * img.scale_y,
+            ratio_x=rx * img.scale_x,
+            ratio_y=ry * img.scale_y,
             pad_x=px,
             pad_y=py,
             truncated=img.truncated,

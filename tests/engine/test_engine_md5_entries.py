@@ -2,7 +2,8 @@
 
 * an md5-pinned artefact served by a local ``http.server`` on 127.0.0.1: verified against the
   MD5 before it enters the cache, its SHA-256 recorded in ``digests.json``, checked from then on;
-* the packaged MegaDetector entries (converted at pull time, cedar download-only; never default) parse and are well formed;
+* the packaged MegaDetector entries (converted at pull time, cedar download-only; never default)
+  parse and are well formed;
 * the documented way to serve a MegaDetector: an ONNX export registered as a local catalog entry
   (``SLEUTH_CATALOG_DIR`` + mirror) with the ``MegaDetectorOnnx`` loader, loaded by the registry.
 """

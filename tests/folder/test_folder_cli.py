@@ -284,7 +284,23 @@ def test_repeat_detections_flagged_and_suppressed(detect_env: dict[str, str], tm
     assert d["info"]["sleuth"]["suppress_repeats"] is False
     by = {im["file"]: im["detections"] for im in d["images"]}
     flagged = {f: sum(bool(x.get("repeat_detection")) for x in dets) for f, dets in by.items()}
-    assert all(flagged[f] >= 1 for f in flagged if f.startswith("cam/"))
+    # the sign post recurs at one place: at least 10 boxes there are flagged (the minimum occurrences), every box
+    # flagged lies at that place, and every box at that place is flagged (INT8 scores differ a little between CPUs,
+    # so which frames carry the post above the threshold is not fixed)
+    from sleuth.models.detection import iou_matrix
+
+    cam = [x for f, dets in by.items() if f.startswith("cam/") for x in dets]
+    marked = [x for x in cam if x.get("repeat_detection")]
+    assert len(marked) >= 10
+
+    def xyxy(b: list[float]) -> tuple[float, float, float, float]:
+        return (b[0], b[1], b[0] + b[2], b[1] + b[3])
+
+    def near(x: dict[str, object], at: float) -> bool:
+        return float(iou_matrix([xyxy(x["bbox"])], [xyxy(marked[0]["bbox"])])[0, 0]) >= at  # type: ignore[arg-type]
+
+    assert all(near(x, 0.5) for x in marked)
+    assert all(x.get("repeat_detection") for x in cam if near(x, 0.7))
     assert flagged["other/single.jpg"] == 0
     r = run_cli([*base, "-o", str(tmp_path / "drop.json"), "--suppress-repeats"], detect_env)
     assert r.exit_code == 0, r.output

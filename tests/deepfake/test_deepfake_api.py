@@ -134,7 +134,7 @@ def test_zip_bomb_refused(dclient, auth):
     "data, field",
     [
         ({"intelligence": "true"}, "intelligence"),
-        ({"search_identity": "true"}, "search_identity"),
+        ({"search_identity": "maybe"}, "search_identity"),
         ({"audio_source_tracing_enabled": "true"}, "audio_source_tracing_enabled"),
         ({"use_llm": "true"}, "use_llm"),
         ({"frame_length": "5"}, "frame_length"),

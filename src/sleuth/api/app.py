@@ -36,7 +36,7 @@ def body_limit_for(settings: Settings):
             return int(settings.max_batch_upload_mb * mb) + mb  # form overhead
         if path == "/detect" and _is_json(scope):
             return mb  # a JSON body only carries a url and options
-        if path == "/detect" or path.startswith("/detect/") or path == "/secure_uploads":
+        if path == "/detect" or path.startswith(("/detect/", "/identity")) or path == "/secure_uploads":
             return int(settings.max_detect_upload_mb * mb) + mb
         if path.startswith("/v1/uploads/"):
             return None  # the upload route enforces the job's declared size
@@ -124,6 +124,7 @@ def _route_modules() -> list[Any]:
         "sleuth.api.wildlife",
         "sleuth.api.deepfake",
         "sleuth.api.uploads",
+        "sleuth.api.identity",
         "sleuth.api.jobs",
         # the web app's routes (issue 18): media links, upload groups, reviews, exports, team, timeline, pages
         "sleuth.api.media",

@@ -54,7 +54,6 @@ _FALSE = {"false", "0", "no", "off", ""}
 # refused with a clear error when requested (never silently ignored).
 UNSUPPORTED_FLAGS = {
     "intelligence": "multimodal intelligence reports are not available in sleuth",
-    "search_identity": "identity search is not available in sleuth",
     "audio_source_tracing_enabled": "audio source tracing is not available in sleuth",
     "audio_source_tracing": "audio source tracing is not available in sleuth",
     "use_llm": "LLM-assisted video analysis is not available in sleuth",
@@ -130,6 +129,7 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
         max_video_secs=max_secs,
         max_video_fps=max_fps,
         zero_retention_mode=_bool("zero_retention_mode", fields.get("zero_retention_mode"), False),
+        search_identity=_bool("search_identity", fields.get("search_identity"), False),
     )
     callback = fields.get("callback_url") or None
     if callback is not None:

@@ -22,6 +22,8 @@ async def json_object(request: Request, empty: object = None) -> dict[str, Any]:
         body = json.loads(await request.body() or json.dumps(empty))
     except json.JSONDecodeError as e:
         raise SleuthError(400, "invalid_request", f"Invalid JSON body: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise SleuthError(400, "invalid_request", "Invalid JSON body: not UTF-8 text") from None
     if not isinstance(body, dict):
         raise SleuthError(400, "invalid_request", "JSON body must be an object")
     return body

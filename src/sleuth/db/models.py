@@ -280,3 +280,20 @@ class Review(Base):
     comment: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (Index("ix_reviews_team_result", "team_id", "result_id", "image_index"),)
+
+
+class Identity(Base):
+    """A team's saved identity for ``POST /identity/search`` and ``search_identity=true``: a name and the voice
+    embedding of its enrolment audio (never the audio itself). ``embedding`` is the unit-norm vector as a list of
+    floats; ``model`` names the encoder that made it (a search only compares embeddings of the same model)."""
+
+    __tablename__ = "identities"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="voice")  # voice (face: no model yet)
+    model: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[list[float]] = mapped_column(JSON)
+    duration_s: Mapped[float | None] = mapped_column(default=None)  # speech seconds the embedding came from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -39,6 +39,7 @@ class DetectOptions:
     max_video_secs: float | None = None
     max_video_fps: float | None = None
     zero_retention_mode: bool = False
+    search_identity: bool = False  # against the team's saved identities (services.identity), audio/video only
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -124,6 +125,8 @@ def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str],
         for k in ("metrics", "image_metrics", "video_metrics"):
             if isinstance(view.get(k), dict):
                 view[k]["image"] = vis_url
+    if job.options.get("search_identity"):
+        view["identity_search"] = result.get("identity_search")
     if item.status == "failed":
         view["error_message"] = item.error
     if result.get("notes"):
@@ -234,6 +237,15 @@ def after_item(platform: Platform, item: JobItem, job: Job) -> None:
             fresh.media_key = None
 
 
+def _identity_search(platform: Platform, item: JobItem, path: Path) -> dict[str, Any]:
+    """``item.identity_search``: the team's nearest voice identities (top 5), or why there are none."""
+    from sleuth.services import identity
+
+    if item.media_type not in ("audio", "video"):
+        return {"results": [], "error_message": "identity search is for audio and video (voices)"}
+    return identity.search_media(platform, item.team_id, path, item.filename)
+
+
 def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
     from sleuth.services import deepfake_analysis
 
@@ -250,6 +262,8 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
     try:
         opts = DetectOptions(**{k: v for k, v in job.options.items() if k in DetectOptions.__dataclass_fields__})
         result = deepfake_analysis.analyze(path, item.media_type, opts)
+        if opts.search_identity:
+            result["identity_search"] = _identity_search(platform, item, path)
         if result.get("duration") is None and item.media_type in ("audio", "video"):
             probed = probe_duration(path)  # e.g. a video without an audio track: the container's duration
             if probed:

@@ -11,9 +11,12 @@ Runs, in one process, on the decodable images of ``../shared/data/camera_traps``
 * **model-only by graph**: the same limit for MD-Lite's FP32 graph on zamba's 640x640 input, FP32 on
   the rectangular letterbox, and INT8 on the rectangular letterbox (the serving default).
 
-Prints images/s and the ratios. Usage::
+Prints images/s and the ratios. ``--megadetector`` instead reports each converted MegaDetector
+architecture at its native input size against upstream's code on the same random-weight checkpoint
+(``benchmarks/md_archs.py``; upstream runs in a throwaway venv given by ``--upstream-python``). Usage::
 
     python benchmarks/detector.py [--images 96] [--batch 8] [--repeats 2]
+    python benchmarks/detector.py --megadetector [--upstream-python /work/venvs/mdgold/bin/python]
 """
 
 from __future__ import annotations
@@ -110,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
     ap.add_argument("--providers", default="", help="ORT providers, comma separated (default: auto)")
+    ap.add_argument("--megadetector", action="store_true", help="the converted MegaDetector architectures")
+    ap.add_argument("--upstream-python", default="/work/venvs/mdgold/bin/python", help="venv with yolov5/ultralytics")
+    ap.add_argument("--threads", type=int, default=2, help="--megadetector: intra-op threads on both sides")
     a = ap.parse_args(argv)
+    if a.megadetector:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from md_archs import run
+
+        return run(a.upstream_python, a.batch, a.repeats, a.threads)
     if not DATA.is_dir():
         print("shared/data not present", file=sys.stderr)
         return 2

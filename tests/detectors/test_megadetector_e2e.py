@@ -85,6 +85,18 @@ def test_batch_detect_serves_the_converted_release(md_env: Any) -> None:
         )
         assert r.status_code == 200, r.text
         body = r.json()
+        if SHARED_MODELS.is_dir():  # per-box classification (the Coral pack) on the same boxes
+            rc = c.post(
+                "/v1/batch-detect",
+                headers=auth,
+                files=[("images", ("scene.png", scene, "image/png"))],
+                data={"classify": "true", "threshold": "0.15"},
+            )
+            assert rc.status_code == 200, rc.text
+            classified = rc.json()["results"][0]["annotations"]
+            plain = body["results"][0]["annotations"]
+            assert [a["bbox"] for a in classified] == [a["bbox"] for a in plain]
+            assert all(set(a["taxonomy"]) >= {"class", "species"} for a in classified)
     res = body["results"][0]
     assert "error" not in res, res
     assert res["info"]["model_id"].startswith("mdgold"), res["info"]

@@ -14,6 +14,12 @@ The real-time factor (RTF) is seconds of audio processed per wall-clock second (
 better). Also prints the max |P(fake) difference| between the two paths, and with
 ``--eval`` the file-level AUCs of several chunking / aggregation choices.
 
+Then the served, calibrated path (``detect_audio_calibrated``, AASIST + the committed head and threshold,
+docs/audio-calibration.md): its RTF, the false-alarm rate and fake recall of the held-out split (the
+cross-validated numbers ``scripts/audio_calibrate.py`` recorded in ``sleuth/data/calibration/audio.json``),
+and live on data the served head never saw: the held-out speaker's files and, with espeak-ng installed,
+fresh clips of sentences and voice variants not in its training set (``--no-calibrated`` skips it).
+
 Usage::
 
     python benchmarks/audio.py [--models aasist,rawgat-st] [--files 24] [--frame-length 2]
@@ -132,6 +138,58 @@ def run_speed(args: argparse.Namespace) -> None:
         print(f"{name:10s} {best_ours:9.2f} {best_torch:10.2f} {best_ours / best_torch:6.2f}x {diff:9.1e}")
 
 
+UNSEEN = [
+    ("en-us+m2", "Nobody expected the little orchestra to play so loudly tonight."),
+    ("en-gb+f1", "The farmer sold his last two horses at the autumn market."),
+    ("en-gb-scotland+m5", "A thin layer of frost covered the windows of the station."),
+    ("en-029+f5", "Remember to switch off the lights before you leave the office."),
+]
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> str:
+    if n == 0:
+        return "0/0"
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / d
+    return f"{k}/{n} = {p:.1%} [95% CI {max(0.0, c - h):.1%}, {min(1.0, c + h):.1%}]"
+
+
+def run_calibrated(files: list[Path]) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from sleuth.pipelines.audio import detect_audio_calibrated
+    from sleuth.pipelines.audio_calibration import load_calibration
+
+    cal = load_calibration()
+    model, _ = _load(cal.model)
+    detect_audio_calibrated(model, files[0])  # warm-up
+    t0, audio_s = time.perf_counter(), 0.0
+    for f in files:
+        audio_s += detect_audio_calibrated(model, f).duration_s
+    print(f"\ncalibrated path ({cal.raw['method']}, raw threshold {cal.threshold:.4f} served at 0.5)")
+    print(f"  RTF {audio_s / (time.perf_counter() - t0):.2f} ({len(files)} files)")
+    v = cal.raw["validation"]
+    print("  held-out split (cross-validated: speaker, voice and sentence held out; scripts/audio_calibrate.py):")
+    print(f"    false alarms on real speech  {_wilson(*v['false_alarms_held_out_speakers'])}")
+    print(f"    fake recall                  {_wilson(*v['fake_recall_held_out_voice_and_sentence'])}")
+    spk = cal.raw["trained_on"]["held_out_speaker"]
+    reals = [r for r in json.loads((AUDIO / "manifest.json").read_text())["files"] if r.get("speaker") == spk]
+    fa = sum(detect_audio_calibrated(model, AUDIO / r["path"]).metrics["label"] == "fake" for r in reals)
+    print(f"  live, served head: speaker {spk} (never trained on) false alarms {_wilson(fa, len(reals))}")
+    if shutil.which("espeak-ng"):
+        hits = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, (voice, text) in enumerate(UNSEEN):
+                out = Path(tmp) / f"u{i}.wav"
+                subprocess.run(["espeak-ng", "-v", voice, "-w", str(out), text], check=True, timeout=60)
+                hits += detect_audio_calibrated(model, out).metrics["label"] == "fake"
+        print(f"  live, served head: unseen espeak-ng sentences/variants recall {_wilson(hits, len(UNSEEN))}")
+
+
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
     gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     return float(gt / (pos.size * neg.size))
@@ -194,6 +252,7 @@ def main() -> None:
     ap.add_argument("--frame-length", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--eval", action="store_true", help="accuracy table instead of speed")
+    ap.add_argument("--no-calibrated", action="store_true", help="skip the calibrated path's numbers")
     args = ap.parse_args()
     if not DATA.is_dir():
         raise SystemExit("../shared/data is needed")
@@ -201,6 +260,8 @@ def main() -> None:
         run_eval(args)
     else:
         run_speed(args)
+        if not args.no_calibrated:
+            run_calibrated([AUDIO / r["path"] for r in _manifest(args.files)])
 
 
 if __name__ == "__main__":

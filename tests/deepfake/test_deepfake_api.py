@@ -135,7 +135,7 @@ def test_zip_bomb_refused(dclient, auth):
     [
         ({"intelligence": "true"}, "intelligence"),
         ({"search_identity": "maybe"}, "search_identity"),
-        ({"audio_source_tracing_enabled": "true"}, "audio_source_tracing_enabled"),
+        ({"audio_source_tracing_enabled": "sometimes"}, "audio_source_tracing_enabled"),
         ({"use_llm": "true"}, "use_llm"),
         ({"frame_length": "5"}, "frame_length"),
         ({"frame_length": "x"}, "frame_length"),

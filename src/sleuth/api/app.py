@@ -123,6 +123,7 @@ def _route_modules() -> list[Any]:
     for name in (
         "sleuth.api.wildlife",
         "sleuth.api.deepfake",
+        "sleuth.api.source_tracing",
         "sleuth.api.uploads",
         "sleuth.api.identity",
         "sleuth.api.jobs",

@@ -54,8 +54,6 @@ _FALSE = {"false", "0", "no", "off", ""}
 # refused with a clear error when requested (never silently ignored).
 UNSUPPORTED_FLAGS = {
     "intelligence": "multimodal intelligence reports are not available in sleuth",
-    "audio_source_tracing_enabled": "audio source tracing is not available in sleuth",
-    "audio_source_tracing": "audio source tracing is not available in sleuth",
     "use_llm": "LLM-assisted video analysis is not available in sleuth",
     "use_reverse_search": "reverse image search is not available in sleuth",
     "use_ood_detector": "the out-of-distribution audio detector is not available in sleuth",
@@ -94,6 +92,11 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
     for name, why in UNSUPPORTED_FLAGS.items():
         if name in fields and _bool(name, fields[name], False):
             raise SleuthError(400, "unsupported_option", f"{name}=true is not supported: {why}", name)
+    tracing_name = "audio_source_tracing_enabled" if batch else "audio_source_tracing"
+    other = "audio_source_tracing" if batch else "audio_source_tracing_enabled"
+    if other in fields:
+        where = "a batch" if batch else "a single detect"
+        raise bad_request(f"{other} is not an option of {where}; use {tracing_name}", other)
     model_types = fields.get("model_types")
     if model_types not in (None, "", "image"):
         raise SleuthError(
@@ -130,6 +133,7 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
         max_video_fps=max_fps,
         zero_retention_mode=_bool("zero_retention_mode", fields.get("zero_retention_mode"), False),
         search_identity=_bool("search_identity", fields.get("search_identity"), False),
+        audio_source_tracing=_bool(tracing_name, fields.get(tracing_name), False),
     )
     callback = fields.get("callback_url") or None
     if callback is not None:

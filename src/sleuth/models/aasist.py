@@ -65,6 +65,7 @@ class WaveformDetector(Model[Any, np.ndarray, np.ndarray, float]):
 
     def __init__(self) -> None:
         self.session: Any = None
+        self.embedding_output: str | None = None
 
     def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
         path = artefacts.get("onnx")
@@ -77,6 +78,7 @@ class WaveformDetector(Model[Any, np.ndarray, np.ndarray, float]):
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != "wave":
             raise ModelError(f"{self.name}: {path} does not take a single 'wave' input")
+        self.embedding_output = next((o.name for o in self.session.get_outputs() if o.name != "logits"), None)
         if "CUDAExecutionProvider" in self.session.get_providers():
             self.max_batch_size = self.GPU_BATCH
 
@@ -90,6 +92,24 @@ class WaveformDetector(Model[Any, np.ndarray, np.ndarray, float]):
         x = np.ascontiguousarray(np.stack(windows), dtype=np.float32)
         out = self.session.run(["logits"], {"wave": x})[0]
         return np.asarray(out, dtype=np.float32)
+
+    def logits_and_embeddings(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits ``[N, 2]`` and the penultimate embedding ``[N, D]`` (the graph's second output)."""
+        if self.session is None:
+            raise ModelError(f"{self.name}: load() first")
+        if self.embedding_output is None:
+            raise ModelError(f"{self.name}: the converted model has no embedding output")
+        windows = [check_window(i) for i in items]
+        lo, em = [], []
+        step = max(1, self.max_batch_size)
+        for a in range(0, len(windows), step):
+            x = np.ascontiguousarray(np.stack(windows[a : a + step]), dtype=np.float32)
+            out = self.session.run(["logits", self.embedding_output], {"wave": x})
+            lo.append(np.asarray(out[0], dtype=np.float32))
+            em.append(np.asarray(out[1], dtype=np.float32))
+        if not lo:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(lo), np.concatenate(em)
 
     def predict_batch(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not inputs:

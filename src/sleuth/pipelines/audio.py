@@ -9,6 +9,8 @@ Everything here is plain numpy / soundfile / PyAV / scipy (no torch, no ONNX): t
   each made 64600 samples long for the model (tiled if shorter, as upstream does).
 * :func:`summarize` - per-chunk P(fake) -> Resemble-style ``metrics``.
 * :func:`detect_audio` - all of it for one file with one or more loaded models.
+* :func:`detect_audio_calibrated` - the served path: one model, its embeddings through the committed
+  calibration (:mod:`sleuth.pipelines.audio_calibration`), optionally source tracing.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class AudioDetection:
     aggregated: float  # unrounded mean P(fake)
     models: list[str] = field(default_factory=list)
     per_model: dict[str, list[float]] = field(default_factory=dict)
+    source_tracing: dict[str, Any] | None = None  # {"label", "probability", "distance"} when asked for
 
 
 def score_windows(models: Any, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, dict[str, list[float]]]:
@@ -231,4 +234,59 @@ def detect_audio(
         aggregated=float(scores.mean()),
         models=list(per_model),
         per_model=per_model,
+    )
+
+
+def detect_audio_calibrated(
+    model: Any,
+    data: bytes | bytearray | memoryview | str | Path,
+    filename: str | None = None,
+    *,
+    calibration: Any = None,
+    trace: bool = False,
+    frame_length: float = DEFAULT_FRAME_LENGTH,
+    start_region: float | None = None,
+    end_region: float | None = None,
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
+) -> AudioDetection:
+    """Decode, chunk (surround context), score with ``model``'s logits and embeddings through ``calibration``.
+
+    ``calibration`` defaults to the committed one (:func:`~sleuth.pipelines.audio_calibration.load_calibration`),
+    whose ``model`` must be ``model.name``. Chunk scores and ``aggregated_score`` are the served (calibrated,
+    threshold at 0.5) values; ``aggregated`` is the same. With ``trace``, a fake verdict gets its synthesis
+    family (or ``unknown``) and a real one ``real``.
+    """
+    from sleuth.pipelines.audio_calibration import load_calibration
+
+    cal = calibration if calibration is not None else load_calibration()
+    name = getattr(model, "name", "")
+    if name and name != cal.model:
+        raise ValueError(f"calibration is for {cal.model!r}, not {name!r}")
+    wave, sr = decode_audio(data, filename, max_duration_s=max_duration_s)
+    chunks = plan_chunks(len(wave), sr, frame_length, start_region, end_region)
+    region = (min(c.start for c in chunks), max(c.end for c in chunks))
+    windows = chunk_windows(wave, chunks, context="surround", region=region)
+    logits, emb = model.logits_and_embeddings(windows)
+    p = cal.window_p_fake(logits, emb)
+    metrics = cal.metrics(p)
+    served = cal.served(p)
+    tracing = None
+    if trace:
+        if metrics["label"] == "real":
+            tracing = {"label": "real"}
+        elif cal.tracer is None:
+            tracing = {"label": "unknown"}
+        else:
+            tracing = cal.tracer.trace(emb)
+    return AudioDetection(
+        metrics=metrics,
+        chunks=[
+            {"start": round(c.start_s, 3), "end": round(c.end_s, 3), "score": float(v)}
+            for c, v in zip(chunks, served, strict=True)
+        ],
+        duration_s=len(wave) / sr,
+        aggregated=float(cal.served(float(p.mean()))),
+        models=[name or cal.model],
+        per_model={name or cal.model: [float(v) for v in p]},
+        source_tracing=tracing,
     )

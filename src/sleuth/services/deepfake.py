@@ -40,6 +40,7 @@ class DetectOptions:
     max_video_fps: float | None = None
     zero_retention_mode: bool = False
     search_identity: bool = False  # against the team's saved identities (services.identity), audio/video only
+    audio_source_tracing: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -127,6 +128,8 @@ def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str],
                 view[k]["image"] = vis_url
     if job.options.get("search_identity"):
         view["identity_search"] = result.get("identity_search")
+    if job.options.get("audio_source_tracing"):
+        view["audio_source_tracing"] = result.get("audio_source_tracing")  # null while processing
     if item.status == "failed":
         view["error_message"] = item.error
     if result.get("notes"):

@@ -152,9 +152,9 @@ def _allowed_functions() -> dict[str, Any]:
     return out
 
 
-def _restricted_module(path: Path, modules: Iterable[str]) -> types.ModuleType:
+def _restricted_module(path: Path, modules: Iterable[str], extra: Mapping[str, Any] | None = None) -> types.ModuleType:
     stubs = set(modules) | set(TORCH_NN)
-    functions = _allowed_functions()
+    functions = {**_allowed_functions(), **(extra or {})}
 
     class RestrictedUnpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -172,8 +172,11 @@ def _restricted_module(path: Path, modules: Iterable[str]) -> types.ModuleType:
     return mod
 
 
-def load_checkpoint(path: str | Path, modules: Iterable[str]) -> Any:
+def load_checkpoint(path: str | Path, modules: Iterable[str], functions: Mapping[str, Any] | None = None) -> Any:
     """Unpickle ``path`` (a ``torch.save`` file) accepting only ``modules`` (``pkg.mod.Class``) as classes.
+
+    ``functions`` adds allowed globals (``pkg.mod.name`` -> the object the pickle gets instead), e.g. an
+    inert stand-in for a reduce function that would run code (SpeciesNet's GraphModule).
 
     Raises :class:`UnexpectedClassError` naming a refused class, :class:`CheckpointError` for a
     file that is not a readable checkpoint (truncated, not a zip/pickle), both naming ``path``.
@@ -184,7 +187,9 @@ def load_checkpoint(path: str | Path, modules: Iterable[str]) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(p, map_location="cpu", weights_only=False, pickle_module=_restricted_module(p, modules))
+            return torch.load(
+                p, map_location="cpu", weights_only=False, pickle_module=_restricted_module(p, modules, functions)
+            )
     except UnexpectedClassError:
         raise
     except CheckpointError as e:

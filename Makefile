@@ -4,6 +4,9 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Tools with dependencies of their own, kept out of .venv: openapi-python-client (tests/contract generates a
+# client from /openapi.json with it)
+TOOLS ?= .venv-tools
 # Third-party weights that live only on GitHub come from a local mirror when one sits beside the repo.
 MIRROR ?= $(if $(wildcard ../shared/data/models),../shared/data/models,)
 ifneq ($(MIRROR),)
@@ -39,6 +42,8 @@ install-dev: torch
 	$(BIN)/pip install -q -e ".[dev,postgres,convert,celery,s3]"
 	# the MegaDetector output validator, without the package's heavy (torch/ultralytics) requirements
 	$(BIN)/pip install -q --no-deps "megadetector==10.0.28"
+	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "openapi-python-client==0.29.1"
 
 models: install
 	$(BIN)/sleuth models pull default
@@ -61,4 +66,4 @@ test-postgres:
 test: install-dev lint typecheck test-sqlite test-postgres
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

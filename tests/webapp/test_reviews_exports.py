@@ -193,7 +193,10 @@ def test_results_list(client, team_key, other_team_key, app):
     row = listed["data"][0]
     assert (row["id"], row["images"], row["boxes"], row["image_url"]) == (a, 3, 2, None)
     assert client.get("/v1/results", headers=other_team_key[1]).json()["total"] == 0
-    assert client.get("/v1/results?ids=nope", headers=auth).json()["data"] == []
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert client.get(f"/v1/results?ids={unknown}", headers=auth).json()["data"] == []
+    bad = client.get("/v1/results?ids=nope", headers=auth)  # ids are UUIDs (the issue-17 contract)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "ids"
 
 
 def test_sleuth_export_reads_api_responses(tmp_path, monkeypatch):

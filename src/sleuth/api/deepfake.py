@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from sleuth.api import media, routing
+from sleuth.api.contract import deepfake as doc
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import responses
 from sleuth.platform import jobs, secure_uploads, signing
@@ -44,7 +45,8 @@ from sleuth.services.media import (
 )
 
 router = APIRouter(tags=["deepfake"])
-MAX_BATCH_FILES = 50
+MAX_BATCH_FILES = doc.MAX_BATCH_FILES
+MAX_PAGE = 100_000  # GET /detect: page * page_size stays far inside every database's integers
 WAIT_LIMIT_S = 120.0
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -74,7 +76,10 @@ def _bool(name: str, value: Any, default: bool) -> bool:
     raise bad_request(f"{name} must be true or false", name)
 
 
-def _float(name: str, value: Any, lo: float | None = None) -> float | None:
+MAX_SECONDS = doc.MAX_SECONDS  # regions and max_video_secs: one day of media at most
+
+
+def _float(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float | None:
     if value is None or value == "":
         return None
     try:
@@ -85,6 +90,8 @@ def _float(name: str, value: Any, lo: float | None = None) -> float | None:
         raise bad_request(f"{name} must be a finite number", name)
     if lo is not None and f < lo:
         raise bad_request(f"{name} must be >= {lo:g}", name)
+    if hi is not None and f > hi:
+        raise bad_request(f"{name} must be <= {hi:g}", name)
     return f
 
 
@@ -114,11 +121,11 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
             raise bad_request("frame_length must be an integer from 1 to 4", "frame_length") from None
         if not 1 <= frame_length <= 4:
             raise bad_request("frame_length must be an integer from 1 to 4", "frame_length")
-    start = _float("start_region", fields.get("start_region"), 0.0)
-    end = _float("end_region", fields.get("end_region"), 0.0)
+    start = _float("start_region", fields.get("start_region"), 0.0, MAX_SECONDS)
+    end = _float("end_region", fields.get("end_region"), 0.0, MAX_SECONDS)
     if start is not None and end is not None and end <= start:
         raise bad_request("end_region must be greater than start_region", "end_region")
-    max_secs = _float("max_video_secs", fields.get("max_video_secs"), 0.0)
+    max_secs = _float("max_video_secs", fields.get("max_video_secs"), 0.0, MAX_SECONDS)
     if max_secs is not None and max_secs <= 0:
         raise bad_request("max_video_secs must be positive", "max_video_secs")
     max_fps = _float("max_video_fps", fields.get("max_video_fps"), 0.0)
@@ -143,7 +150,15 @@ def parse_options(fields: dict[str, Any], *, batch: bool, platform: Platform) ->
 
 
 def _form_fields(form: FormData) -> dict[str, Any]:
-    return {k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)}
+    """The form's options; one sent twice is refused (which one counts would be a guess)."""
+    fields: dict[str, Any] = {}
+    for k, v in form.multi_items():
+        if isinstance(v, UploadFile):
+            continue
+        if k in fields:
+            raise bad_request(f"{k} was sent more than once; send each option once", k, "repeated_field")
+        fields[k] = v
+    return fields
 
 
 class _Staged:
@@ -334,7 +349,8 @@ ONE_INPUT = "Provide exactly one of: multipart 'file', JSON 'url', or 'media_tok
 @router.post(
     "/detect",
     summary="Create a deepfake detection (file upload, URL or media_token)",
-    responses=responses(routing.DEEPFAKE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+    openapi_extra=doc.DETECT_BODY,
+    responses=responses(routing.DEEPFAKE, {200: doc.ONE}, 402, 404, 503),  # 503 queue_full: platform.fairness
 )
 async def create_detect(
     request: Request,
@@ -403,7 +419,9 @@ async def create_detect(
     return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform), _signer(platform))}
 
 
-@router.get("/detect/{uuid}", summary="Get a detection result")
+@router.get(
+    "/detect/{uuid}", summary="Get a detection result", responses=responses(routing.DEEPFAKE, {200: doc.ONE}, 404)
+)
 async def get_detect(uuid: str, request: Request, principal: Reference, platform: PlatformDep) -> Any:
     item, job = await run_in_threadpool(svc.get_item, platform, principal.team_id, uuid)
     return {"success": True, "item": svc.item_view(item, job, _base_url(request, platform), _signer(platform))}
@@ -427,7 +445,9 @@ async def get_visualization(
 @router.get(
     "/detect/{uuid}/media",
     summary="The analysed media, unless deleted by zero retention (Bearer, or the signed link in the result)",
-    responses=media.media_responses(routing.DEEPFAKE, "application/octet-stream", "The media file"),
+    responses=media.media_responses(
+        routing.DEEPFAKE, ["audio/*", "video/*", "image/*", "application/octet-stream"], "The media file"
+    ),
 )
 async def get_media(
     uuid: str, access: media.MediaAccess, platform: PlatformDep, range_: media.RangeHeader = None
@@ -450,12 +470,12 @@ def _owner(platform: Platform, item_id: str) -> str:
         return item.team_id
 
 
-@router.get("/detect", summary="List detections (paged)")
+@router.get("/detect", summary="List detections (paged)", responses=responses(routing.DEEPFAKE, {200: doc.PAGE}))
 async def list_detects(
     request: Request,
     principal: Reference,
     platform: PlatformDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Any:
     rows, total = await run_in_threadpool(svc.list_items, platform, principal.team_id, page, page_size)
@@ -474,7 +494,8 @@ async def list_detects(
     "/detect/batch",
     status_code=202,
     summary="Create a batch deepfake detection job",
-    responses=responses(routing.DEEPFAKE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+    openapi_extra=doc.BATCH_BODY,
+    responses=responses(routing.DEEPFAKE, {202: doc.BATCH}, 402, 503),  # 503 queue_full: platform.fairness
 )
 async def create_batch(
     request: Request,
@@ -549,7 +570,7 @@ def _stage_zip(staged: _Staged, up: UploadFile, limit: int) -> None:
 @router.get(
     "/detect/batch/{uuid}",
     summary="Get a batch's aggregate state (with ?include=results, every file's result too)",
-    responses=responses(routing.DEEPFAKE, None, 400),  # 400 invalid_include
+    responses=responses(routing.DEEPFAKE, {200: doc.BATCH}, 400, 404),  # 400 invalid_include
 )
 async def get_batch(
     uuid: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sleuth.api.routing import DEEPFAKE, family_for_path
+from sleuth.api.routing import DEEPFAKE, api_routes, canonical_path, family_for_path
 from sleuth.platform.errors import SleuthError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def allowed_methods(app: FastAPI, scope: MutableMapping[str, Any]) -> str:
+    """``Allow`` for a 405: the methods of every route on the path (Starlette names only the first route's)."""
+    path = canonical_path(scope.get("path", ""))
+    matches = [r for r, _served, prefix in api_routes(app) if prefix is None and r.path_regex.match(path)]
+    # a literal path (/detect/batch) is its own resource, not an instance of a templated one (/detect/{uuid})
+    literal = [r for r in matches if "{" not in r.path]
+    return ", ".join(sorted({m for r in literal or matches for m in r.methods or ()}))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SleuthError)
     async def _sleuth(req: Request, exc: SleuthError) -> JSONResponse:
@@ -79,9 +89,10 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
         if exc.status_code == 404 and message == "Not Found":
             message = "Not found"
-        err = SleuthError(
-            exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(req.app, req.scope)
+        err = SleuthError(exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=headers)
         return error_response(err, req.url.path)
 
     @app.exception_handler(Exception)

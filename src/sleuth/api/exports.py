@@ -4,6 +4,7 @@ results."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -36,14 +37,19 @@ def _time(value: str | None, field: str) -> datetime | None:
 
 
 def _ids(values: list[str] | None, field: str) -> list[str]:
+    """The ids of a repeated or comma-separated parameter: each a UUID (canonical form), none empty."""
     out: list[str] = []
     for v in values or []:
-        out.extend(p.strip() for p in v.split(",") if p.strip())
-    if len(out) > MAX_IDS:
-        raise bad_request(f"at most {MAX_IDS} {field} per export", field)
-    for v in out:
-        if len(v) > 36:
-            raise bad_request(f"{field}: {v[:40]!r} is not an id", field)
+        for part in v.split(","):
+            p = part.strip()
+            if not p:
+                raise bad_request(f"{field}: an empty id (a stray comma, or an empty parameter)", field)
+            try:
+                out.append(str(uuid.UUID(p)))
+            except ValueError:
+                raise bad_request(f"{field}: {p[:40]!r} is not an id (a UUID)", field) from None
+        if len(out) > MAX_IDS:
+            raise bad_request(f"at most {MAX_IDS} {field} per export", field)
     return list(dict.fromkeys(out))
 
 

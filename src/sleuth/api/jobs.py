@@ -12,6 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
+from sleuth.api.contract import jobs as doc
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import responses
 from sleuth.api.wildlife import _bool, load_result, parse_options
@@ -59,7 +60,13 @@ def job_view(job: Job, item: JobItem, base: str, platform: Platform, *, with_upl
     return out
 
 
-@router.post("/v1/jobs", status_code=201, summary="Create an async image job (metadata only)")
+@router.post(
+    "/v1/jobs",
+    status_code=201,
+    summary="Create an async image job (metadata only); a replayed Idempotency-Key answers 200 with the job",
+    openapi_extra=doc.CREATE_BODY,
+    responses=responses(routing.WILDLIFE, {200: doc.JOB, 201: doc.JOB}, 409),
+)
 async def create_job(
     request: Request,
     principal: Inference,
@@ -68,7 +75,7 @@ async def create_job(
 ) -> Any:
     body = await json_object(request)
     operation = body.get("operation", "detect")
-    if operation not in wj.OPERATIONS:
+    if not isinstance(operation, str) or operation not in wj.OPERATIONS:
         raise bad_request(f"operation must be one of {', '.join(wj.OPERATIONS)}", "operation")
     filename = body.get("filename")
     if not isinstance(filename, str) or not filename.strip():
@@ -105,13 +112,29 @@ async def create_job(
     return JSONResponse(view, status_code=201 if created else 200)
 
 
-@router.put("/v1/uploads/{job_id}", summary="Signed, single-use upload URL of an async job")
-async def upload(job_id: str, request: Request, platform: PlatformDep, expires: str = "", signature: str = "") -> Any:
+def _content_length(request: Request) -> int | None:
+    v = request.headers.get("content-length")
+    return int(v) if v and v.isascii() and v.isdigit() and len(v) <= 18 else None
+
+
+@router.put(
+    "/v1/uploads/{job_id}",
+    summary="Signed, single-use upload URL of an async job",
+    openapi_extra=doc.UPLOAD_BODY,
+    responses=responses(routing.WILDLIFE, {200: doc.UPLOADED}, 400, 403, 404, 409, 410, 413, 415),
+)
+async def upload(
+    job_id: str,
+    request: Request,
+    platform: PlatformDep,
+    expires: Annotated[str, Query(max_length=20, description="When the URL runs out (unix seconds)")] = "",
+    signature: Annotated[str, Query(max_length=128, description="The URL's HMAC-SHA256 signature")] = "",
+) -> Any:
     wj.check_upload_signature(platform.settings.signing_key(), job_id, expires, signature)
-    declared = request.headers.get("content-length")
+    declared = _content_length(request)
     chunks: list[bytes] = []
     limit = int(platform.settings.max_raw_images_mb * 1_000_000)
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared > limit:
         raise SleuthError(413, "payload_too_large", f"Image exceeds the {limit} byte limit")
     total = 0
     async for chunk in request.stream():
@@ -125,7 +148,7 @@ async def upload(job_id: str, request: Request, platform: PlatformDep, expires: 
         job_id,
         request.headers.get("content-type", ""),
         iter(chunks),
-        int(declared) if declared and declared.isdigit() else None,
+        declared,
     )
     return {"id": job_id, "uploaded_bytes": size}
 
@@ -134,7 +157,7 @@ async def upload(job_id: str, request: Request, platform: PlatformDep, expires: 
     "/v1/jobs/{job_id}/submit",
     status_code=202,
     summary="Queue an uploaded job (reserves its credit)",
-    responses=responses(routing.WILDLIFE, None, 503),  # 503 queue_full (Retry-After): platform.fairness
+    responses=responses(routing.WILDLIFE, {202: doc.JOB}, 402, 404, 409, 410, 503),
 )
 async def submit(job_id: str, request: Request, principal: Inference, platform: PlatformDep) -> Any:
     job = await run_in_threadpool(wj.submit, platform, principal.team_id, job_id)
@@ -142,13 +165,17 @@ async def submit(job_id: str, request: Request, principal: Inference, platform: 
     return JSONResponse(job_view(job, item, _base(request, platform), platform, with_upload=False), status_code=202)
 
 
-@router.get("/v1/jobs/{job_id}", summary="Job status")
+@router.get("/v1/jobs/{job_id}", summary="Job status", responses=responses(routing.WILDLIFE, {200: doc.JOB}, 404))
 async def status(job_id: str, request: Request, principal: Reference, platform: PlatformDep) -> Any:
     job, item = await run_in_threadpool(wj.get_job, platform, principal.team_id, job_id)
     return job_view(job, item, _base(request, platform), platform, with_upload=True)
 
 
-@router.get("/v1/jobs/{job_id}/result", summary="Job result (202 while pending)")
+@router.get(
+    "/v1/jobs/{job_id}/result",
+    summary="Job result (202 while pending)",
+    responses=responses(routing.WILDLIFE, {200: doc.RESULT, 202: doc.PENDING}, 404),
+)
 async def result(job_id: str, request: Request, principal: Reference, platform: PlatformDep) -> Any:
     job, item = await run_in_threadpool(wj.get_job, platform, principal.team_id, job_id)
     st = wj.status_of(job)
@@ -175,7 +202,11 @@ def _cursor_decode(cursor: str) -> tuple[Any, str]:
         raise bad_request("Invalid cursor", "cursor") from None
 
 
-@router.get("/v1/jobs", summary="List the team's async jobs (cursor pagination)")
+@router.get(
+    "/v1/jobs",
+    summary="List the team's async jobs (cursor pagination)",
+    responses=responses(routing.WILDLIFE, {200: doc.LIST}),
+)
 async def list_jobs(
     request: Request,
     principal: Reference,

@@ -25,7 +25,7 @@ from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
 
 router = APIRouter(tags=["media"])
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")  # ASCII digits, inside a 64-bit offset
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,12 @@ def media_response(data: bytes, media_type: str, range_header: str | None) -> Re
     return Response(data[start : end + 1], status_code=206, media_type=media_type, headers=headers)
 
 
-def media_responses(family: routing.Family, media_type: str, what: str) -> dict[int | str, Any]:
-    """``responses=`` of a media route: the bytes (200, or 206 for a range) and its errors."""
-    out = responses(family, {}, 401, 403, 404, 416)
-    body = {"content": {media_type: {"schema": binary(what)}}}
+def media_responses(family: routing.Family, media_type: str | list[str], what: str) -> dict[int | str, Any]:
+    """``responses=`` of a media route: the bytes (200, or 206 for a range) in each of its media types, and its
+    errors (400 for a malformed signed-link parameter, 401/403 for a missing key or a bad link, 404, 416)."""
+    out = responses(family, {}, 400, 401, 403, 404, 416)
+    types = [media_type] if isinstance(media_type, str) else media_type
+    body = {"content": {t: {"schema": binary(what)} for t in types}}
     out[200] = {"description": what} | body
     out[206] = {"description": f"{what}: the range asked for (`Range: bytes=a-b`)"} | body
     return out

@@ -6,8 +6,9 @@ the rest next to its route:
 
 - ``openapi_extra=request_body(multipart(...), json_content(...))``: the request body, every field with its type
   and limits;
-- ``responses=responses(family, {200: schema}, 400, 401, ...)``: every status code the operation returns, the
-  errors with their family's envelope.
+- ``responses=responses(family, {200: schema}, 404, 409, ...)``: every status code the operation returns, the
+  errors with their family's envelope. The statuses the shared machinery answers (401/429 for an API key, 400 for
+  a parameter or body, 413 for a body: :func:`implied_statuses`) are added to every operation they apply to.
 
 An operation whose dependencies authenticate an API key (:func:`sleuth.api.deps.require` marks them with
 :data:`AUTH_ATTR`) gets ``security`` with both schemes sleuth accepts, ``Authorization: Bearer <key>`` and
@@ -30,7 +31,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from sleuth.api.routing import ALIAS_TAG, DEEPFAKE, PLATFORM, WILDLIFE, Family, api_routes
+from sleuth.api.routing import ALIAS_TAG, DEEPFAKE, PLATFORM, WILDLIFE, Family, api_routes, family_for_path
 
 Schema = dict[str, Any]
 
@@ -139,8 +140,8 @@ def number(description: str = "", minimum: float | None = None, maximum: float |
     return _bounded("number", description, minimum, maximum, **kw)
 
 
-def boolean(description: str = "", default: bool | None = None) -> Schema:
-    s: Schema = {"type": "boolean", "description": description}
+def boolean(description: str = "", default: bool | None = None, **kw: Any) -> Schema:
+    s: Schema = {"type": "boolean", "description": description, **kw}
     if default is not None:
         s["default"] = default
     return s
@@ -178,6 +179,14 @@ def nullable(schema: Schema) -> Schema:
     elif "type" not in out:
         out = {"anyOf": [schema, {"type": "null"}]}
     return out
+
+
+def or_empty(schema: Schema) -> Schema:
+    """An option that also takes an empty value or null, meaning "not sent" (HTML forms send empty fields)."""
+    return {
+        "anyOf": [schema, {"type": "string", "maxLength": 0}, {"type": "null"}],
+        "description": (schema.get("description") or "") + " (empty: the default)",
+    }
 
 
 def multipart(properties: Mapping[str, Schema], required: tuple[str, ...] | list[str] = ()) -> dict[str, Schema]:
@@ -292,6 +301,41 @@ def _mark_aliases(doc: dict[str, Any], aliases: Mapping[str, str]) -> None:
             op["summary"] = f"{op.get('summary') or method.upper()} (alias of {method.upper()} {canonical})"
 
 
+def implied_statuses(op: Mapping[str, Any]) -> set[int]:
+    """What the shared machinery answers on an operation, whatever its handler does.
+
+    - an API key (``security``): 401 (missing, malformed, unknown, revoked) and 429 (its rate limit);
+    - any parameter or body: 400 (FastAPI's validation, answered as 400 by :mod:`sleuth.api.errors`);
+    - a body: 413 (:class:`sleuth.api.limits.BodyLimitMiddleware`).
+    """
+    out: set[int] = set()
+    if op.get("security"):
+        out |= {401, 429}
+    if op.get("parameters") or "requestBody" in op:
+        out.add(400)
+    if "requestBody" in op:
+        out.add(413)
+    return out
+
+
+def _add_implied(doc: dict[str, Any]) -> None:
+    for path, item in doc.get("paths", {}).items():
+        family = family_for_path(path)
+        for method in _METHODS:
+            op = item.get(method)
+            if not op:
+                continue
+            out = op.setdefault("responses", {})
+            for entry in out.values():
+                # FastAPI adds its default JSON body to a 2xx that declares other media types (files): drop it
+                content = entry.get("content") or {}
+                if len(content) > 1 and content.get("application/json", {}).get("schema") == {}:
+                    del content["application/json"]
+            for status in sorted(implied_statuses(op)):
+                out.setdefault(str(status), responses(family, {}, status)[status])
+            op["responses"] = dict(sorted(out.items()))
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title,
@@ -305,6 +349,7 @@ def build(app: FastAPI) -> dict[str, Any]:
     components.setdefault("schemas", {}).update(envelope_schemas())
     components.setdefault("securitySchemes", {}).update(copy.deepcopy(SECURITY_SCHEMES))
     _apply_security(doc, app)
+    _add_implied(doc)
     _mark_aliases(doc, _aliases(app))
     return doc
 
@@ -332,6 +377,7 @@ __all__ = [
     "multipart",
     "nullable",
     "number",
+    "or_empty",
     "obj",
     "raw_content",
     "request_body",

@@ -10,7 +10,9 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
+from sleuth.api.contract import platform as doc
 from sleuth.api.deps import PlatformDep, UsageAuth
+from sleuth.api.openapi import responses
 from sleuth.platform import credits
 from sleuth.platform.usage import request_counts
 
@@ -18,13 +20,13 @@ router = APIRouter()
 usage_router = APIRouter()  # Animal Detect's /v1/usage: a wildlife route (its aliases too)
 
 
-@router.get("/healthz", tags=["platform"])
+@router.get("/healthz", tags=["platform"], responses=responses(routing.PLATFORM, {200: doc.HEALTH}))
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["platform"])
+@router.get("/readyz", tags=["platform"], responses=responses(routing.PLATFORM, {200: doc.READY, 503: doc.READY}))
 def readyz(platform: PlatformDep) -> Any:
     """Readiness: the database answers and storage is writable."""
     checks: dict[str, str] = {}
@@ -52,7 +54,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-@usage_router.get("/v1/usage", tags=["platform"])
+@usage_router.get("/v1/usage", tags=["platform"], responses=responses(routing.WILDLIFE, {200: doc.USAGE}))
 async def usage(principal: UsageAuth, platform: PlatformDep) -> dict[str, Any]:
     """Credits, billing, request counts and rate-limit state (Animal Detect's shape)."""
     today, month = await run_in_threadpool(request_counts, platform.db, principal.team_id)

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sleuth.api import routing
+from sleuth.api.contract import wildlife as doc
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import responses
 from sleuth.db.models import StoredResult, utcnow
@@ -29,7 +30,7 @@ from sleuth.platform.ssrf import allow_hosts_from, fetch
 from sleuth.services import wildlife as svc
 
 router = APIRouter(tags=["wildlife"])
-MAX_IMAGES = 10
+MAX_IMAGES = doc.MAX_IMAGES
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 IMAGE_SIGNATURES = (b"\xff\xd8", b"\x89PNG", b"RIFF", b"BM")
@@ -167,6 +168,8 @@ async def parse_request(request: Request, *, single: bool, platform: Platform) -
                 if k not in ("image", "images", "images[]"):
                     raise bad_request(f"Unexpected file field {k!r}; send {field_name}", k)
                 images.append(svc.ImageInput(filename=v.filename or f"image_{len(images)}", data=await v.read()))
+            elif k in fields:
+                raise bad_request(f"{k} was sent more than once; send each option once", k, "repeated_field")
             else:
                 fields[k] = v
     else:
@@ -302,9 +305,13 @@ def _endpoint(path: str, *, single: bool, profile: str, detector_only: bool = Fa
         )
 
     handler.__name__ = "post_" + path.strip("/").replace("/", "_").replace("-", "_")
-    # 503 overloaded (Retry-After): the micro-batcher's queue is full
     router.add_api_route(
-        path, handler, methods=["POST"], summary=summary, responses=responses(routing.WILDLIFE, None, 503)
+        path,
+        handler,
+        methods=["POST"],
+        summary=summary,
+        openapi_extra=doc.upload_body(single=single),
+        responses=responses(routing.WILDLIFE, {200: doc.SINGLE if single else doc.BATCH}, 402, 415, 503),
     )
 
 
@@ -324,7 +331,12 @@ _endpoint(
 )
 
 
-@router.post("/v1/detect-url", summary="Detect in one image fetched from a public URL")
+@router.post(
+    "/v1/detect-url",
+    summary="Detect in one image fetched from a public URL",
+    openapi_extra=doc.DETECT_URL_BODY,
+    responses=responses(routing.WILDLIFE, {200: doc.SINGLE}, 402, 415, 503),
+)
 async def detect_url(request: Request, principal: Inference, platform: PlatformDep) -> Any:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise SleuthError(415, "unsupported_media_type", "Send application/json with a url")
@@ -356,7 +368,11 @@ async def detect_url(request: Request, principal: Inference, platform: PlatformD
     )
 
 
-@router.get("/v1/detect/{result_id}", summary="Reload a stored result (until it expires)")
+@router.get(
+    "/v1/detect/{result_id}",
+    summary="Reload a stored result (until it expires); an async job's id answers 202 while it is pending",
+    responses=responses(routing.WILDLIFE, {200: doc.STORED_RESULT, 202: doc.PENDING}, 400, 404),
+)
 async def get_result(result_id: str, principal: Reference, platform: PlatformDep) -> Any:
     try:
         uuid.UUID(result_id)
@@ -399,13 +415,17 @@ def load_result(platform: Platform, team_id: str, result_id: str) -> Any:
         return out
 
 
-@router.get("/v1/countries/{code}/species", summary="Species the classifier pack allows in a country")
+@router.get(
+    "/v1/countries/{code}/species",
+    summary="Species the classifier pack allows in a country",
+    responses=responses(routing.WILDLIFE, {200: doc.SPECIES}, 404),
+)
 async def country_species(
     code: str,
     principal: Reference,
     platform: PlatformDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
     try:
         cca3 = geo.resolve_country(code)
@@ -434,7 +454,11 @@ async def country_species(
     return page
 
 
-@router.get("/v1/models", summary="Detection profiles and the models they run")
+@router.get(
+    "/v1/models",
+    summary="Detection profiles and the models they run",
+    responses=responses(routing.WILDLIFE, {200: doc.MODELS}),
+)
 async def list_models(principal: Reference) -> Any:
     return await run_in_threadpool(_models)
 

@@ -39,18 +39,23 @@ def signer(settings: Settings) -> Signer:
 
 
 def is_valid(key: bytes, path: str, expires: str | None, sig: str | None, now: float | None = None) -> bool:
-    if not expires or not sig or not expires.isdigit():
+    if not expires or not sig or not _digits(expires):
         return False
     if int(expires) < (time.time() if now is None else now):
         return False
     return hmac.compare_digest(signature(key, path, int(expires)), sig)
 
 
+def _digits(s: str) -> bool:
+    """Unix seconds as sent: ASCII digits only (``str.isdigit`` also takes '²', which ``int`` refuses)."""
+    return s.isascii() and s.isdigit() and len(s) <= 20
+
+
 def check(key: bytes, path: str, expires: str | None, sig: str | None) -> None:
     """403 for a link whose signature is wrong or whose time is up (the message says which)."""
     if not expires or not sig:
         raise SleuthError(403, "invalid_signature", "The link is missing its signature")
-    if not expires.isdigit() or not hmac.compare_digest(signature(key, path, int(expires)), sig):
+    if not _digits(expires) or not hmac.compare_digest(signature(key, path, int(expires)), sig):
         raise SleuthError(403, "invalid_signature", "The link's signature is invalid")
     if int(expires) < time.time():
         raise SleuthError(403, "link_expired", "The link has expired; reload the page to get a fresh one")

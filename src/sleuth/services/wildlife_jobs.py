@@ -45,7 +45,7 @@ def sign_upload(key: bytes, job_id: str, expires: int) -> str:
 
 
 def check_upload_signature(key: bytes, job_id: str, expires: str, sig: str) -> None:
-    if not expires.isdigit() or not sig:
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 20) or not sig:
         raise SleuthError(403, "invalid_signature", "Upload URL is missing its signature")
     if not hmac.compare_digest(sign_upload(key, job_id, int(expires)), sig):
         raise SleuthError(403, "invalid_signature", "Upload URL signature is invalid")

@@ -160,3 +160,23 @@ mirror = "golden_md/cedar.pt"
     assert r.exit_code == 0, r.output
     assert "ok mdgold-cedar" in r.output and "note mdgold-cedar" in r.output
     assert "does not convert YOLOv9" in r.output and "export.py --include onnx" in r.output
+
+
+def test_cli_pull_converts_a_release_format_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from sleuth.cli.models import app
+    from sleuth.settings import get_settings
+
+    s = _setup(tmp_path, monkeypatch, (GOLDEN / f"{ARCH}.pt").read_bytes())
+    monkeypatch.setenv("SLEUTH_MODEL_MIRROR", str(s.model_mirror))
+    monkeypatch.setenv("SLEUTH_MODEL_CACHE", str(s.model_cache))
+    get_settings.cache_clear()
+    try:
+        r = CliRunner().invoke(app, ["pull", entry_name(ARCH)])
+        listed = CliRunner().invoke(app, ["list"])
+    finally:
+        get_settings.cache_clear()
+    assert r.exit_code == 0, r.output
+    assert f"ok {entry_name(ARCH)}" in r.output and "onnx=" in r.output and "model.onnx" in r.output
+    assert any(entry_name(ARCH) in line and "installed" in line for line in listed.output.splitlines())

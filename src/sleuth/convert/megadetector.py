@@ -119,6 +119,8 @@ def read_release(path: str | Path) -> Release:
         raise CheckpointError(f"{p}: the model records no strides")
     strides = [float(s) for s in stride.tolist()]
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict(model).items()}
+    if family == "yolov5":  # YOLOv5 before v6.0 kept the derived anchor grid as a buffer: recomputed from anchors
+        weights = {k: v for k, v in weights.items() if not k.endswith((".anchor_grid", ".grid"))}
     head = len(list(arch["backbone"])) + len(list(arch["head"])) - 1
     return Release(
         path=p,

@@ -283,3 +283,66 @@ def test_no_speech_is_named(client) -> None:
         assert "no speech" in r.json()["message"]
     r = client.post("/identity", headers=auth, json={"name": "x", "url": 5})
     assert r.status_code == 400 and r.json()["error"]["field"] == "audio_url"
+
+
+def _mp4(flac: Path | None, seconds: float = 3.0) -> bytes:
+    """A small 64x64 mp4 whose audio track is ``flac`` (AAC), or a silent one (no audio stream) when None."""
+    import av
+    import numpy as np
+    import soundfile as sf
+
+    wav, sr = sf.read(str(flac), dtype="float32") if flac is not None else (np.zeros(0, np.float32), 16000)
+    dur = len(wav) / sr if flac is not None else seconds
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        v = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        a = c.add_stream("aac", rate=sr) if flac is not None else None  # every stream before the first packet
+        if a is not None:
+            a.layout = "mono"
+        for i in range(int(dur * 10)):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), (i * 7) % 255, np.uint8), format="rgb24")
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            pcm = (wav * 32767).astype(np.int16)
+            for s in range(0, len(pcm), 1024):
+                frame = av.AudioFrame.from_ndarray(pcm[None, s : s + 1024], format="s16", layout="mono")
+                frame.sample_rate = sr
+                for p in a.encode(frame):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return buf.getvalue()
+
+
+def test_a_videos_audio_track_is_a_voice_and_a_silent_video_is_named(client) -> None:
+    auth = _auth(client)
+    clip = _mp4(_utt("2609", 0))
+    r = client.post("/identity", headers=auth, data={"name": "from video"}, files={"file": ("talk.mp4", clip)})
+    assert r.status_code == 200, r.text
+    vid = r.json()["item"]["uuid"]
+    _enrol(client, auth, "367")
+    r = client.post("/identity/search", headers=auth, files={"file": _file("2609", 2)})
+    assert r.json()["item"][0]["uuid"] == vid
+    silent = _mp4(None)
+    r = client.post("/identity/search", headers=auth, files={"file": ("mute.mp4", silent)})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "file", r.text
+    r = client.post(
+        "/detect",
+        headers={**auth, "Prefer": "wait"},
+        files={"file": ("mute.mp4", silent)},
+        data={"search_identity": "true", "visualize": "false"},
+    )
+    item = r.json()["item"]
+    assert item["status"] == "completed", item
+    assert item["identity_search"]["results"] == [] and item["identity_search"]["error_message"]
+    r = client.post(
+        "/detect",
+        headers={**auth, "Prefer": "wait"},
+        files={"file": ("talk.mp4", clip)},
+        data={"search_identity": "true", "visualize": "false"},
+    )
+    assert r.json()["item"]["identity_search"]["results"][0]["uuid"] == vid

@@ -145,7 +145,7 @@ class AudioCalibration:
 @functools.cache
 def load_calibration(name: str = CALIBRATION_FILE) -> AudioCalibration:
     """The committed audio calibration (``sleuth/data/calibration/<name>``)."""
-    text = resources.files("sleuth.data").joinpath("calibration", name).read_text(encoding="utf-8")
+    text = (resources.files("sleuth") / "data" / "calibration" / name).read_text(encoding="utf-8")
     return AudioCalibration.from_json(json.loads(text))
 
 

@@ -99,9 +99,9 @@ def test_cli_list_pull_verify(lin: EngineEnv) -> None:
     r = runner.invoke(app, ["list"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].split() == ["NAME", "VERSION", "TASK", "LICENCE", "DEFAULT", "STATUS", "SIZE"]
+    assert lines[0].split() == ["NAME", "VERSION", "TASK", "LICENCE", "DEFAULT", "STATUS", "SIZE", "DIGEST"]
     row = next(line for line in lines if line.startswith("lin "))
-    assert row.split() == ["lin", "1.0", "test", "MIT", "yes", "available", "60", "B"]
+    assert row.split() == ["lin", "1.0", "test", "MIT", "yes", "available", "60", "B", "pinned"]
 
     r = runner.invoke(app, ["pull"])  # = the default set
     assert r.exit_code == 0, r.output

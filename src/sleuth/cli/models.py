@@ -73,6 +73,7 @@ def list_models(
                 "status": cat.status(e),
                 "size": e.size,
                 "converted": bool(e.convert),
+                "digest": cat.digest_state(e),
                 "description": e.description,
             }
         )
@@ -82,7 +83,7 @@ def list_models(
     if not records:
         typer.echo("The catalog is empty.")
         return
-    header = ["NAME", "VERSION", "TASK", "LICENCE", "DEFAULT", "STATUS", "SIZE"]
+    header = ["NAME", "VERSION", "TASK", "LICENCE", "DEFAULT", "STATUS", "SIZE", "DIGEST"]
     rows = [
         [
             r["name"],
@@ -92,6 +93,7 @@ def list_models(
             "yes" if r["default"] else "",
             r["status"],
             _human(r["size"]),
+            r["digest"],
         ]
         for r in records
     ]
@@ -143,6 +145,50 @@ def pull_models(
         first = next(err for n, err in failed.items() if n in unfetched)
         typer.echo(f"{missing_report(missing)}\n(first error: {first})", err=True)
     raise typer.Exit(1)
+
+
+@app.command("import")
+def import_model(
+    path: Annotated[
+        Path, typer.Argument(help="A SpeciesNet release folder (info.json, .pt, labels, ...) or its archive.")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace a different file recorded before.")] = False,
+) -> None:
+    """Import a model you downloaded yourself (SpeciesNet releases): recorded, converted, ready to serve."""
+    _log_to_stderr()
+    catalog = _load()
+    from sleuth.engine.catalog.imports import import_artefact
+
+    try:
+        from sleuth.convert.speciesnet import ReleaseError, pack_folder, release_version
+    except ImportError as e:  # pragma: no cover - the package always has it
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if not path.exists():
+        typer.echo(f"error: {path} does not exist", err=True)
+        raise typer.Exit(2)
+    try:
+        version = release_version(path)
+    except ReleaseError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    name = f"speciesnet-{version}"
+    if name not in catalog:
+        known = ", ".join(n for n in catalog if n.startswith("speciesnet-")) or "none"
+        typer.echo(
+            f"error: {path}: info.json says version {version!r}; the catalog has no {name} (known: {known})", err=True
+        )
+        raise typer.Exit(2)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sleuth-import-") as tmp:
+        archive = path if path.is_file() else pack_folder(path, Path(tmp) / "release.tar.gz")
+        try:
+            paths = import_artefact(catalog[name], "archive", archive, what=f"import {path}", force=force)
+        except (cat.ArtefactError, OSError) as e:
+            typer.echo(f"FAILED {name}: {e}", err=True)
+            raise typer.Exit(1) from e
+    typer.echo(f"ok {name} {version}: " + ", ".join(f"{k}={p}" for k, p in sorted(paths.items())))
 
 
 @app.command("mirror")

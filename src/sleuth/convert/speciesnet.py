@@ -236,3 +236,27 @@ def convert(artefacts: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
     if "archive" not in artefacts:
         raise ReleaseError("a SpeciesNet catalog entry needs an artefact named 'archive'")
     return convert_release(Path(artefacts["archive"]), out_dir)
+
+
+def release_version(source: Path) -> str:
+    """The ``version`` in a release folder's or archive's ``info.json`` (nothing is converted)."""
+    with _unpacked(source) as root:
+        return str(read_release(find_release(root))["version"])
+
+
+def pack_folder(folder: Path, dest: Path) -> Path:
+    """A release folder as a gzipped tar of its files (sorted, fixed times: the same folder, the same bytes)."""
+    import gzip
+
+    root = find_release(folder)
+    with (
+        open(dest, "wb") as out,
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf,
+    ):
+        for f in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+            ti = tarfile.TarInfo(f.name)
+            ti.size, ti.mtime, ti.mode = f.stat().st_size, 0, 0o644
+            with open(f, "rb") as fh:
+                tf.addfile(ti, fh)
+    return dest

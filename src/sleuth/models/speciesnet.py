@@ -263,3 +263,17 @@ class SpeciesNetFolder(Model[np.ndarray, np.ndarray, np.ndarray, Prediction]):
         k = max(0, min(top_k, len(self.labels)))
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.labels[i], float(probs[i])) for i in order]
+
+
+class SpeciesNetRelease(SpeciesNetFolder):
+    """A SpeciesNet catalog entry (``speciesnet-<version>``): the folder its converter wrote (``info``)."""
+
+    name = "speciesnet-release"
+
+    def __init__(self, top_k: int = 11) -> None:
+        super().__init__(top_k=top_k)
+
+    def load(self, artefacts: Mapping[str, Path], providers: Sequence[str] | None = None) -> None:
+        if "info" not in artefacts:
+            raise ModelError("a SpeciesNet release entry needs its converted folder (produced 'info'); pull it again")
+        super().load({"folder": Path(artefacts["info"]).parent}, providers)

@@ -76,7 +76,7 @@ from sleuth.engine.catalog.entries import (
 )
 from sleuth.engine.catalog.integrity import sha256_file
 from sleuth.engine.catalog.loading import get_entry, import_object, load_catalog, parse_catalog_text, resolve_names
-from sleuth.engine.catalog.operations import ensure, pull, status, verify
+from sleuth.engine.catalog.operations import digest_state, ensure, pull, status, verify
 from sleuth.engine.catalog.sources import cache_dir, cache_root, mirror_root, wheel_download_dir
 
 __all__ = [
@@ -98,6 +98,7 @@ __all__ = [
     "_converter_fingerprint",
     "cache_dir",
     "cache_root",
+    "digest_state",
     "ensure",
     "get_entry",
     "import_object",

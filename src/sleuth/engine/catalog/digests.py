@@ -17,6 +17,10 @@ from sleuth.settings import Settings
 log = logging.getLogger("sleuth.models")
 
 
+def _origin(art: Artefact) -> str:
+    return f"md5 {art.md5}" if art.md5 else "no digest published"
+
+
 def _read_digests(vdir: Path) -> dict[str, dict[str, Any]]:
     """``artefact name -> record`` from ``digests.json`` (empty when absent or unreadable)."""
     p = vdir / DIGESTS
@@ -77,7 +81,7 @@ def _ensure_md5_artefact(entry: CatalogEntry, art: Artefact, vdir: Path, s: Sett
             if not force:
                 raise ArtefactError(
                     f"{entry.name}: cached {dest} was modified: it no longer matches the sha256 "
-                    f"{pinned.sha256} recorded when it was first fetched (md5 {art.md5}); run "
+                    f"{pinned.sha256} recorded when it was first fetched ({_origin(art)}); run "
                     f"`sleuth models pull --force {entry.name}` to fetch it again"
                 )
             log.warning("%s: cached %s was modified; fetching it again (--force)", entry.name, dest)
@@ -88,5 +92,21 @@ def _ensure_md5_artefact(entry: CatalogEntry, art: Artefact, vdir: Path, s: Sett
         log.warning("%s: cached %s has no recorded sha256; fetching it again", entry.name, dest)
     got = _fetch(entry, art, dest, s)
     _write_digest(entry, vdir, art, got)
-    log.info("%s: %s matches md5 %s; recorded sha256 %s", entry.name, art.filename, art.md5, got.sha256)
+    log.info("%s: %s (%s): recorded sha256 %s", entry.name, art.filename, _origin(art), got.sha256)
     return dest
+
+
+def _forget(entry: CatalogEntry, vdir: Path, art: Artefact) -> None:
+    """Drop a first download again (file and record): its conversion failed, so nothing vouches for it."""
+    import contextlib
+
+    with contextlib.suppress(FileNotFoundError):
+        (vdir / art.filename).unlink()
+    data = _read_digests(vdir)
+    if data.pop(art.name, None) is None:
+        return
+    if not data:
+        (vdir / DIGESTS).unlink()
+        return
+    doc = {"format": DIGESTS_FORMAT, "model": entry.name, "version": entry.version, "artefacts": data}
+    _write_json_atomic(vdir / DIGESTS, doc)

@@ -44,7 +44,7 @@ _MODEL_KEYS = {
     "convert",
     "artefact",
 }
-_ARTEFACT_KEYS = {"name", "filename", "sha256", "md5", "size", "max_size", "source", "mirror"}
+_ARTEFACT_KEYS = {"name", "filename", "sha256", "md5", "digest", "size", "max_size", "source", "mirror"}
 
 
 class CatalogError(ValueError):
@@ -86,6 +86,12 @@ class Artefact:
     extra: Mapping[str, Any] = field(default_factory=dict)
     md5: str | None = None  # publisher's digest, when no sha256 is published
     max_size: int | None = None  # download cap for an md5-pinned artefact without a size
+    recorded: bool = False  # no digest published at all: the sha256 of the first download pins it
+
+    @property
+    def tofu(self) -> bool:
+        """Whether the sha256 is recorded at the first download (md5-pinned, or no digest published)."""
+        return bool(self.md5) or self.recorded
 
     @property
     def cap(self) -> int:
@@ -95,6 +101,8 @@ class Artefact:
     @property
     def pin(self) -> str:
         """The catalog's digest: the sha256, or ``md5:<hex>`` for md5-pinned artefacts."""
+        if self.recorded:
+            return "recorded"
         return self.sha256 if not self.md5 else f"md5:{self.md5}"
 
     @property
@@ -180,22 +188,28 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
         raise _err(origin, where, f"'filename' {filename!r} is reserved")
     sha = raw.get("sha256")
     md5 = raw.get("md5")
-    if sha is not None and md5 is not None:
-        raise _err(origin, where, "give exactly one of 'sha256' and 'md5', not both")
-    if md5 is None:
+    digest = raw.get("digest")
+    if digest is not None and digest != "recorded":
+        raise _err(origin, where, f"'digest' may only be \"recorded\" (got {digest!r})")
+    recorded = digest == "recorded"
+    if sum(x is not None for x in (sha, md5, digest)) > 1:
+        raise _err(origin, where, "give exactly one of 'sha256', 'md5' and 'digest = \"recorded\"'")
+    if recorded:
+        pass  # the publisher gives no digest: the first download's sha256 is recorded and checked after
+    elif md5 is None:
         if not isinstance(sha, str) or not _SHA_RE.match(sha):
             raise _err(origin, where, f"'sha256' must be 64 lowercase hex digits (got {sha!r})")
     elif not isinstance(md5, str) or not _MD5_RE.match(md5):
         raise _err(origin, where, f"'md5' must be 32 lowercase hex digits (got {md5!r})")
     size = raw.get("size")
-    if md5 is not None and size is None:
+    if (md5 is not None or recorded) and size is None:
         size = 0  # not published: the download is capped by max_size / SLEUTH_MODEL_MAX_DOWNLOAD
     elif not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise _err(origin, where, f"'size' must be a positive integer number of bytes (got {size!r})")
     max_size = raw.get("max_size")
     if max_size is not None:
-        if md5 is None or size:
-            raise _err(origin, where, "'max_size' only applies to an md5-pinned artefact without a 'size'")
+        if (md5 is None and not recorded) or size:
+            raise _err(origin, where, "'max_size' only applies to an md5- or record-pinned artefact without a 'size'")
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
             raise _err(origin, where, f"'max_size' must be a positive integer number of bytes (got {max_size!r})")
     mirror = _opt_str(raw, "mirror", origin, where)
@@ -238,6 +252,7 @@ def _parse_artefact(raw: Any, origin: str, where: str) -> Artefact:
         extra=extra,
         md5=md5,
         max_size=max_size,
+        recorded=recorded,
     )
 
 

@@ -143,7 +143,7 @@ def _install_verified(
                 f"publisher's digest), got {w.md5}"
             )
         if art.sha256 and w.sha256 != art.sha256:
-            recorded = " (recorded when it was first fetched)" if art.md5 else ""
+            recorded = " (recorded when it was first fetched)" if art.tofu else ""
             raise ArtefactError(
                 f"{entry.name}: {art.filename} from {what}: sha256 mismatch: expected {art.sha256}"
                 f"{recorded}, got {w.sha256}"

@@ -28,7 +28,9 @@ class MissingFile:
     @property
     def digest(self) -> str:
         a = self.artefact
-        return f"sha256 {a.sha256}" if a.sha256 else f"md5 {a.md5}"
+        if a.sha256:
+            return f"sha256 {a.sha256}"
+        return f"md5 {a.md5}" if a.md5 else "no published digest (sha256 recorded at first download)"
 
     @property
     def source(self) -> str:
@@ -42,7 +44,7 @@ def _cached(entry: CatalogEntry, art: Artefact, vdir: Path) -> Path | None:
     if not p.is_file():
         return None
     sha, size = art.sha256, art.size
-    if art.md5:
+    if art.tofu:
         rec = _recorded(vdir, art)
         if rec is None:
             return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from sleuth.engine.catalog.conversion import _check_converted, _read_sidecar, _run_converter, _sidecar_current
-from sleuth.engine.catalog.digests import _ensure_md5_artefact, _recorded
+from sleuth.engine.catalog.digests import _ensure_md5_artefact, _forget, _origin, _recorded
 from sleuth.engine.catalog.entries import (
     CONVERTED_DIR,
     DIGESTS,
@@ -54,9 +54,13 @@ def ensure(
     vdir.mkdir(parents=True, exist_ok=True)
     with _file_lock(vdir / ".lock"):
         paths: dict[str, Path] = {}
+        fresh = []  # digests recorded by this call: undone if the conversion then fails
         for art in entry.artefacts:
-            if art.md5:
+            if art.tofu:
+                had = _recorded(vdir, art)
                 paths[art.name] = _ensure_md5_artefact(entry, art, vdir, s, force)
+                if had is None:
+                    fresh.append(art)
                 continue
             dest = vdir / art.filename
             if dest.is_file() and dest.stat().st_size == art.size and sha256_file(dest) == art.sha256:
@@ -75,7 +79,12 @@ def ensure(
                 assert sidecar is not None
                 produced = _check_converted(entry, vdir, sidecar)  # raises if a file was modified
             else:
-                produced = _run_converter(entry, vdir, paths)
+                try:
+                    produced = _run_converter(entry, vdir, paths)
+                except ArtefactError:
+                    for art in fresh:
+                        _forget(entry, vdir, art)
+                    raise
             paths.update(produced)
         return paths
 
@@ -91,7 +100,7 @@ def status(name: str | CatalogEntry, settings: Settings | None = None) -> Litera
     for art in entry.artefacts:
         p = vdir / art.filename
         size = art.size
-        if art.md5:
+        if art.tofu:
             rec = _recorded(vdir, art)
             if rec is None:
                 return "available"
@@ -120,7 +129,7 @@ def _verify_entry(entry: CatalogEntry, s: Settings, named: bool) -> list[str]:
         if not p.is_file():
             problems.append(f"{entry.name}: {art.filename} missing from {vdir}")
             continue
-        if art.md5:
+        if art.tofu:
             rec = _recorded(vdir, art)
             if rec is None:
                 problems.append(
@@ -132,7 +141,7 @@ def _verify_entry(entry: CatalogEntry, s: Settings, named: bool) -> list[str]:
             if actual != rec["sha256"]:
                 problems.append(
                     f"{entry.name}: {p}: sha256 mismatch: expected {rec['sha256']} (recorded when it was "
-                    f"first fetched, md5 {art.md5}), got {actual}"
+                    f"first fetched, {_origin(art)}), got {actual}"
                 )
             continue
         actual = sha256_file(p)
@@ -191,3 +200,20 @@ def pull(
     catalog = load_catalog(settings=s)
     wanted = resolve_names([names] if isinstance(names, str) else names, catalog)
     return {n: ensure(catalog[n], s, force=force) for n in wanted}
+
+
+def digest_state(name: str | CatalogEntry, settings: Settings | None = None) -> str:
+    """How the entry's files are verified: ``pinned`` (published sha256), ``pinned md5`` (the publisher's md5,
+    sha256 recorded at first download), ``recorded <sha256 prefix>`` (no digest published: the first
+    download's), or ``record at first download`` (none published, nothing downloaded yet)."""
+    s = _settings(settings)
+    entry = _entry_for(name, s)
+    vdir = cache_dir(entry, s)
+    states = []
+    for art in entry.artefacts:
+        if not art.recorded:
+            states.append("pinned md5" if art.md5 else "pinned")
+            continue
+        rec = _recorded(vdir, art)
+        states.append(f"recorded {rec['sha256'][:12]}" if rec else "record at first download")
+    return ", ".join(dict.fromkeys(states))

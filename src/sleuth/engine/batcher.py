@@ -28,10 +28,10 @@ Flow of one item::
   may only use ``max_queue - reserve`` places (``reserve = max(1, max_queue // 4)``), so a
   saturating batch job never locks interactive requests out. ``submit(block=True)`` waits
   for room instead (what job workers use).
-* **Compute gate.** The inference thread waits for a slot of the process-wide compute gate
+* **Compute gate.** The inference thread asks the process-wide compute gate
   (``sleuth.engine.compute``) before it picks a batch, with interactive priority when an
-  interactive item is ready: a sync request's batch goes before every job-priority model
-  run waiting in the process (other batchers' job batches, deepfake analyses).
+  interactive item is ready (it starts at once) and job priority otherwise (it waits while
+  sync work runs, behind the job runs queued before it).
 * **Errors.** An exception in ``preprocess`` or ``postprocess`` fails only that item's
   future; one in ``predict_batch`` fails every future of that batch. The batcher keeps
   running either way.
@@ -299,6 +299,8 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
             self._in_prep[e.lane] -= 1
             heapq.heappush(self._ready[e.lane], e)
             self._cond.notify_all()
+        if e.lane == "interactive":
+            compute_gate().nudge()  # the inference thread may be waiting for the gate with a job batch
 
     def _n_ready(self) -> int:
         return len(self._ready["interactive"]) + len(self._ready["job"])

@@ -6,15 +6,19 @@ only share the cores, and each holds its own activations in memory. Without a ga
 ran at once: a sync wildlife request shared the cores with every queued job's model run, and 16 concurrent audio
 analyses held 16 sets of activations.
 
-With the gate, at most ``compute_slots`` runs (default 1) are on the cores. When a slot frees, the waiter with the
-best priority gets it: ``INTERACTIVE`` (sync API requests, via the micro-batchers' interactive lane) before ``JOB``
-(job items, deepfake analyses, ``Prefer: wait`` uploads), first come first served within a priority. So a sync
-request waits behind at most the runs already on the cores. One bound on starvation: a job waiter that has waited
-``max_starve_s`` (default 2 s) goes next, so jobs still drain under a constant sync load (a sync request then waits
-behind at most one such run).
+With the gate, a sync run (``INTERACTIVE``: sync API requests, through the micro-batchers' interactive lane) starts
+at once, and job runs (``JOB``: job items, deepfake analyses, ``Prefer: wait`` uploads) start ``compute_slots`` at
+a time (default 1), first come first served, and only while no sync work runs: neither a sync model run nor a
+sync request between its runs (:meth:`ComputeGate.interactive_request`: its decoding and cropping get the cores
+too). So a sync request shares the cores with at most the job runs already on them when it arrived, and the
+deepfake models' large activations are held by one run at a time.
+
+One bound on starvation: a job waiter that has waited ``max_starve_s`` (default 2 s) starts beside sync work, at
+most once per ``max_starve_s``, so jobs still drain under a constant sync load.
 
 A waiter's priority may be a callable, re-read at every hand-over: a micro-batcher waits for the gate before it
-picks its batch, with the priority of what it holds (an interactive item arriving meanwhile promotes it).
+picks its batch, with the priority of what it holds (an interactive item arriving meanwhile promotes it: the
+batcher calls :meth:`ComputeGate.nudge`).
 
 Which priority a thread's plain ``session.run`` uses comes from :func:`priority_scope` (a context variable; the
 default is ``JOB``). The gate is re-entrant per thread: a run inside a held slot passes through.
@@ -28,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -67,7 +71,9 @@ def priority_scope(priority: int) -> Iterator[None]:
 class _Waiter:
     ticket: int
     priority: Priority
-    since: float = field(default_factory=time.monotonic)
+    since: float
+    thread: int
+    granted: bool = False
 
     def level(self) -> int:
         p = self.priority
@@ -75,15 +81,18 @@ class _Waiter:
 
 
 class ComputeGate:
-    """``slots`` concurrent holders at most; free slots go to the best-priority waiter (see the module doc)."""
+    """Sync runs at once, job runs ``slots`` at a time when no sync work runs (see the module doc)."""
 
-    def __init__(self, slots: int = 1, max_starve_s: float = 2.0) -> None:
-        self.slots = max(0, slots)  # 0 = no limit (the gate only orders nothing)
+    def __init__(self, slots: int = 1, max_starve_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.slots = max(0, slots)  # job runs at once; 0 = no limit
         self.max_starve_s = max_starve_s
+        self._clock = clock
         self._cond = threading.Condition()
         self._tickets = itertools.count()
         self._waiters: list[_Waiter] = []
-        self._holders: dict[int, int] = {}  # thread id -> depth
+        self._holders: dict[int, list[int]] = {}  # thread id -> [depth, level]
+        self._requests = 0  # sync requests running (interactive_request)
+        self._last_starved = float("-inf")  # when a starved job run last started during sync work
         self.grants: list[int] = []  # priority of each grant, newest last (bounded; tests and stats)
 
     # ------------------------------------------------------------------ public
@@ -96,35 +105,61 @@ class ComputeGate:
             self.release()
 
     def acquire(self, priority: Priority | None = None) -> None:
-        """Wait for a slot (at once when this thread already holds one; each acquire needs its release)."""
+        """Wait for the right to run (at once for sync runs, and when this thread already holds one).
+
+        Each acquire needs its release. Rights are handed over, not grabbed: whoever changes the state (a
+        release, an arrival, the end of a sync request, :meth:`nudge`, a waiter's timed re-check) runs
+        :meth:`_dispatch`, so a priority or a starvation state that changes between two waiters' checks can
+        never leave a runnable waiter asleep.
+        """
         me = threading.get_ident()
         with self._cond:
             if me in self._holders:
-                self._holders[me] += 1
+                self._holders[me][0] += 1
                 return
-            w = _Waiter(next(self._tickets), current_priority() if priority is None else priority)
+            w = _Waiter(next(self._tickets), current_priority() if priority is None else priority, self._clock(), me)
             self._waiters.append(w)
+            self._dispatch()
             try:
-                while not ((self.slots == 0 or len(self._holders) < self.slots) and self._next() is w):
-                    self._cond.wait()
+                while not w.granted:
+                    self._cond.wait(self._poll_s())
+                    if not w.granted:
+                        self._dispatch()  # a job may have become starved during a long sync request
             except BaseException:
-                self._waiters.remove(w)
-                self._cond.notify_all()
+                if w.granted:
+                    self._holders.pop(me, None)
+                else:
+                    self._waiters.remove(w)
+                self._dispatch()
                 raise
-            self._waiters.remove(w)
-            self._holders[me] = 1
-            self.grants.append(w.level())
-            del self.grants[:-1000]
 
     def release(self) -> None:
         me = threading.get_ident()
         with self._cond:
-            depth = self._holders.get(me, 0)
-            if depth > 1:
-                self._holders[me] = depth - 1
+            held = self._holders.get(me)
+            if held is not None and held[0] > 1:
+                held[0] -= 1
                 return
             self._holders.pop(me, None)
-            self._cond.notify_all()
+            self._dispatch()
+
+    def nudge(self) -> None:
+        """Re-evaluate the waiters now (a waiter's priority callable may have changed: an interactive item is ready)."""
+        with self._cond:
+            self._dispatch()
+
+    @contextmanager
+    def interactive_request(self) -> Iterator[None]:
+        """Mark a sync request as running: no job run starts (but a starved one, once per ``max_starve_s``)
+        until it ends, also while it decodes or crops between its model runs."""
+        with self._cond:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._requests -= 1
+                self._dispatch()
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
@@ -132,23 +167,54 @@ class ComputeGate:
             return {
                 "slots": self.slots,
                 "running": len(self._holders),
+                "running_interactive": sum(1 for h in self._holders.values() if h[1] <= INTERACTIVE),
+                "sync_requests": self._requests,
                 "waiting_interactive": sum(1 for v in levels if v <= INTERACTIVE),
                 "waiting_job": sum(1 for v in levels if v > INTERACTIVE),
             }
 
     # ------------------------------------------------------------------ internals
-    def _next(self) -> _Waiter | None:
-        """Who gets the next free slot (caller holds the lock)."""
+    def _grant(self, w: _Waiter, level: int) -> None:
+        self._waiters.remove(w)
+        self._holders[w.thread] = [1, level]
+        w.granted = True
+        self.grants.append(level)
+        del self.grants[:-1000]
+
+    def _dispatch(self) -> None:
+        """Grant what may run now (caller holds the lock)."""
         if not self._waiters:
-            return None
-        now = time.monotonic()
-        ranked = sorted(self._waiters, key=lambda w: (w.level(), w.ticket))
-        best = ranked[0]
-        if best.level() <= INTERACTIVE and self.max_starve_s >= 0:
-            starved = [w for w in ranked if w.level() > INTERACTIVE and now - w.since >= self.max_starve_s]
-            if starved:
-                return min(starved, key=lambda w: w.ticket)
-        return best
+            return
+        granted = False
+        levels = {w.ticket: w.level() for w in self._waiters}
+        for w in [w for w in self._waiters if levels[w.ticket] <= INTERACTIVE]:  # sync runs never wait
+            self._grant(w, levels[w.ticket])
+            granted = True
+        jobs = sorted(self._waiters, key=lambda w: w.ticket)
+        now = self._clock()
+        while jobs and (self.slots == 0 or self._job_running() < self.slots):
+            sync_busy = self._requests > 0 or any(h[1] <= INTERACTIVE for h in self._holders.values())
+            if not sync_busy:
+                w = jobs.pop(0)
+            elif (
+                self.max_starve_s >= 0
+                and now - self._last_starved >= self.max_starve_s
+                and now - jobs[0].since >= self.max_starve_s
+            ):
+                w = jobs.pop(0)
+                self._last_starved = now  # a starved job run starts beside sync work, once per window
+            else:
+                break
+            self._grant(w, levels[w.ticket])
+            granted = True
+        if granted:
+            self._cond.notify_all()
+
+    def _job_running(self) -> int:
+        return sum(1 for h in self._holders.values() if h[1] > INTERACTIVE)
+
+    def _poll_s(self) -> float | None:
+        return max(0.01, self.max_starve_s / 4) if self.max_starve_s >= 0 else None
 
 
 class GatedSession:

@@ -15,7 +15,9 @@ items, but a job item's decode, crop/classify and a running job batch compete wi
 request for the CPU. So a job-lane ``run_images`` first yields to sync requests in this
 process (:class:`InteractiveGate`): it starts only once no sync request has been running for
 ``JOB_YIELD_GRACE_S``, and waits at most ``JOB_YIELD_MAX_S`` (jobs keep draining under a
-constant sync load). A job item already running is not interrupted.
+constant sync load). A job item already running is not interrupted. Inside the process's compute gate
+(``engine.compute``) a sync ``run_images`` is an ``interactive_request``: no job-priority model run (job items,
+deepfake analyses) starts while it runs, but a starved one every ``compute_max_starve_s``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sleuth.engine.compute import compute_gate
 from sleuth.engine.registry import get_batcher, get_model
 from sleuth.media.images import DecodedImage, decode_image
 from sleuth.models.detection import clip_boxes
@@ -334,7 +337,7 @@ def run_images(
     if lane == "job":
         interactive_gate.yield_to_interactive()
         return _run_images(inputs, options, profile, lane=lane, detector_only=detector_only)
-    with interactive_gate.interactive():
+    with interactive_gate.interactive(), compute_gate().interactive_request():
         return _run_images(inputs, options, profile, lane=lane, detector_only=detector_only)
 
 

@@ -9,7 +9,8 @@ served speaker encoder (``sleuth.models.speaker``, our own VAD and mel front end
 * **search, one enrolment file** (what ``POST /identity`` stores): for each utterance index ``e``, every speaker
   enrolled with its utterance ``e``, every other utterance searched: top-1 accuracy;
 * **search, leave one utterance out**: every speaker enrolled with the mean embedding of its other 7 utterances,
-  the held-out one searched: top-1 accuracy and the EER of query-vs-identity scores.
+  the held-out one searched: top-1 accuracy and the EER of query-vs-identity scores;
+* the embedding's real-time factor: seconds of audio embedded per second (front end + ONNX, this machine's CPU).
 
 Usage::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +59,14 @@ def main() -> None:
     files = sorted((f for f in manifest["files"] if f["label"] == "real"), key=lambda f: f["path"])
     speakers = sorted({f["speaker"] for f in files})
     emb = {}
+    audio_s = embed_s = 0.0
+    model.embed(decode_audio(args.data / files[0]["path"])[0])  # type: ignore[attr-defined]  # warm-up
     for f in files:
-        wav, _ = decode_audio(args.data / f["path"])
+        wav, sr = decode_audio(args.data / f["path"])
+        t0 = time.perf_counter()
         emb[f["path"]] = (f["speaker"], model.embed(wav))  # type: ignore[attr-defined]
+        embed_s += time.perf_counter() - t0
+        audio_s += len(wav) / sr
     by_spk = {s: [e for p, (sp, e) in sorted(emb.items()) if sp == s] for s in speakers}
 
     same, diff = [], []
@@ -116,6 +123,8 @@ def main() -> None:
         "search_loo_queries": loo_total,
         "search_loo_eer": round(loo_eer, 4),
         "search_loo_eer_threshold": round(loo_t, 4),
+        "audio_seconds": round(audio_s, 1),
+        "embed_real_time_factor": round(audio_s / embed_s, 1),
     }
     if args.json:
         print(json.dumps(out, indent=1))

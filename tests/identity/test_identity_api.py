@@ -132,6 +132,20 @@ def test_enrol_by_media_token_and_by_url(client) -> None:
         srv.shutdown()
 
 
+def test_private_urls_are_refused_unless_allowed(settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from sleuth.api.app import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"workers": 0, "url_allow_private": ""}))) as c:
+        auth = _auth(c)
+        r = c.post("/identity", headers=auth, json={"name": "x", "audio_url": "http://127.0.0.1:9/a.flac"})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "audio_url", r.text
+        assert "SLEUTH_URL_ALLOW_PRIVATE" in r.json()["message"]
+        r = c.post("/identity/search", headers=auth, json={"url": "http://10.0.0.1/a.flac"})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "url", r.text
+
+
 def test_list_get_delete_and_team_isolation(client) -> None:
     a, b = _auth(client), _auth(client)
     first = _enrol(client, a, "367")

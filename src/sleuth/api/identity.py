@@ -106,15 +106,16 @@ def _one_of(fields: dict[str, Any], has_file: bool) -> tuple[str | None, object 
     return url, token
 
 
-def _stage_url(platform: Platform, staged: Staged, url: str, limit: int) -> None:
+def _stage_url(platform: Platform, staged: Staged, url: str, limit: int, field: str) -> None:
     fetched = fetch(
         url,
         max_bytes=limit,
         timeout=platform.settings.url_fetch_timeout_s,
         allow_hosts=allow_hosts_from(platform.settings.url_allow_private),
+        field=field,
     )
     name = safe_name(url.split("#", 1)[0].rsplit("/", 1)[-1].split("?")[0], "download")
-    _add(staged, name, io.BytesIO(fetched.content), limit, "audio_url")
+    _add(staged, name, io.BytesIO(fetched.content), limit, field)
 
 
 def _add(staged: Staged, name: str, stream: Any, limit: int, field: str) -> None:
@@ -154,8 +155,8 @@ def _run(
                 field = "file"
             else:
                 assert url is not None
-                _stage_url(platform, staged, url, limit)
-                field = "audio_url"
+                field = "audio_url" if fields.get("audio_url") else "url"
+                _stage_url(platform, staged, url, limit, field)
             name, _mtype, path, _size = staged.files[0]
             vp = svc.voiceprint(Path(path), name, field)
             return act(vp)

@@ -138,8 +138,19 @@ class Settings(BaseSettings):
     # --- models ---
     classifier_pack: str = Field(
         default="coral",
-        description="Species classifier: 'coral' (the stand-in pack) or the path of a SpeciesNet model folder "
-        "(info.json, ONNX classifier, labels, taxonomy, geofence).",
+        description="Species classifier: 'coral' (the stand-in pack), a catalog SpeciesNet release "
+        "('speciesnet-4.0.3a', installed with `sleuth models pull`/`import`) or the path of a SpeciesNet model "
+        "folder (info.json, ONNX classifier, labels, taxonomy, geofence).",
+    )
+    urban_classifier: str = Field(default="", description="The urban profile's classifier; empty = classifier_pack.")
+    wildlife_detector: str = Field(
+        default="",
+        description="The default profile's detector (a catalog name: mdlite, mdv5a.0.0, mdv1000-redwood, ...); "
+        "empty = mdlite. A MegaDetector must be installed (`sleuth models pull NAME`).",
+    )
+    urban_detector: str = Field(default="", description="The urban profile's detector; empty = yolox-nano-coco.")
+    filter_detector: str = Field(
+        default="", description="The detector of the detector-only filter endpoints; empty = each profile's."
     )
     detector_precision: Literal["auto", "int8", "fp32"] = Field(
         default="auto",

@@ -47,6 +47,9 @@ def body_limit_for(settings: Settings):
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True, background: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    from sleuth.services.model_selection import check_selection
+
+    check_selection(settings)  # a profile naming a model that is not installed fails here, not on a request
     if migrate:
         upgrade(settings)
     platform = Platform.create(settings)

@@ -431,7 +431,7 @@ async def country_species(
         cca3 = geo.resolve_country(code)
     except ValueError:
         raise SleuthError(404, "country_not_supported", "Country code not supported", "code") from None
-    pack = await run_in_threadpool(svc.classifier_pack, "coral")
+    pack = await run_in_threadpool(svc.classifier_pack, "coral")  # the configured classifier
     from sleuth.pipelines.wildlife import NoRangeData, species_for_country
 
     try:
@@ -446,9 +446,10 @@ async def country_species(
         raise SleuthError(
             404,
             "no_range_data",
-            f"The installed classifier pack ({pack.model_id}) has no species range data, so sleuth "
-            f"cannot list species for {cca3}; install a pack with geofence data (e.g. a SpeciesNet "
-            "model folder)",
+            f"The installed classifier ({pack.model_id or 'the Coral stand-in'}) has no species range data, so "
+            f"sleuth cannot list species for {cca3}; install SpeciesNet, whose geofence has it: "
+            "`sleuth models pull speciesnet-4.0.3a` (or `sleuth models import PATH`), then set "
+            "SLEUTH_CLASSIFIER_PACK=speciesnet-4.0.3a",
             "code",
         ) from e
     return page
@@ -479,7 +480,9 @@ def _models() -> dict[str, Any]:
                     "description": prof.description,
                 }
             )
-    return {"models": out}
+    from sleuth.services.model_selection import installed_models
+
+    return {"models": out, "installed": installed_models()}
 
 
 def mount(app: FastAPI) -> None:

@@ -40,6 +40,34 @@ def _fail(msg: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _select_models(profile: str, detector: str | None, classifier: str | None) -> None:
+    """--detector/--classifier as the profile's settings for this process; then every selected model must be
+    installed (the same start-up check as the server)."""
+    import os
+
+    from sleuth.services.model_selection import SelectionError, check_selection
+    from sleuth.settings import get_settings
+
+    if detector:
+        os.environ["SLEUTH_URBAN_DETECTOR" if profile == "urban" else "SLEUTH_WILDLIFE_DETECTOR"] = detector
+    if classifier:
+        os.environ["SLEUTH_URBAN_CLASSIFIER" if profile == "urban" else "SLEUTH_CLASSIFIER_PACK"] = classifier
+    get_settings.cache_clear()
+    try:
+        check_selection(get_settings())
+    except SelectionError as e:
+        msg = str(e)
+        if detector:
+            msg = msg.replace("SLEUTH_URBAN_DETECTOR=", "--detector ").replace(
+                "SLEUTH_WILDLIFE_DETECTOR=", "--detector "
+            )
+        if classifier:
+            msg = msg.replace("SLEUTH_URBAN_CLASSIFIER=", "--classifier ").replace(
+                "SLEUTH_CLASSIFIER_PACK=", "--classifier "
+            )
+        _fail(msg, 2)
+
+
 def _missing_models_hint(engine: Any) -> str:
     """Every model file the run lacks, with its digest and mirror path (one message, not one error a run)."""
     from sleuth.engine import catalog as cat
@@ -64,6 +92,20 @@ def detect(
     admin1: Annotated[str | None, typer.Option(help="State/region (with --country), e.g. US-CA.")] = None,
     classify: Annotated[bool, typer.Option("--classify/--no-classify", help="Species classification.")] = True,
     profile: Annotated[str, typer.Option(help="Pipeline profile: default or urban.")] = "default",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="Detector for this run (catalog name: mdlite, mdv5a.0.0, mdv1000-redwood, ...); "
+            "default: SLEUTH_WILDLIFE_DETECTOR / SLEUTH_URBAN_DETECTOR."
+        ),
+    ] = None,
+    classifier: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifier for this run: coral, a SpeciesNet release (speciesnet-4.0.3a) or a "
+            "SpeciesNet folder; default: SLEUTH_CLASSIFIER_PACK."
+        ),
+    ] = None,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -107,6 +149,10 @@ def detect(
     """Detect and classify wildlife in folders of camera-trap images and videos."""
     from sleuth.services import folder as fl
 
+    if (detector or classifier) and server:
+        _fail("--detector/--classifier choose local models; with --server the server's settings decide", 2)
+    if not server:
+        _select_models(profile, detector, classifier)
     try:
         fmts = parse_formats(formats)
         inputs = [str(p) for p in paths or []]

@@ -171,7 +171,7 @@ interactive_gate = InteractiveGate()
 
 _pack_lock = threading.Lock()
 _packs: dict[str, Any] = {}
-MAX_TOP_K = 11  # top_candidate (<= 10) + the chosen label
+MAX_TOP_K = 25  # the most classes the pipeline reads (ensemble.CANDIDATE_POOL, for top_candidate)
 
 
 class BatchedPack:
@@ -197,14 +197,19 @@ class BatchedPack:
         return [p[:top_k] for p in preds]
 
 
-def classifier_pack(name: str) -> BatchedPack:
-    """The process-wide classifier pack. ``coral`` means the configured pack (``SLEUTH_CLASSIFIER_PACK``):
-    the Coral stand-in by default, or a SpeciesNet model folder (with its range data for geofencing)."""
-    if name != "coral":
-        raise ValueError(f"unknown classifier pack {name!r}")
+def configured_classifier(profile: str = "default") -> str:
+    """The classifier source a profile uses: ``coral``, a catalog SpeciesNet name, or a model folder."""
+    from sleuth.services.model_selection import selected
     from sleuth.settings import get_settings
 
-    source = get_settings().classifier_pack.strip() or "coral"
+    return selected(get_settings(), profile, False)[1] or "coral"
+
+
+def classifier_pack(name: str) -> BatchedPack:
+    """A process-wide classifier pack. ``coral`` means the configured pack (``SLEUTH_CLASSIFIER_PACK``: the Coral
+    stand-in by default); otherwise a catalog SpeciesNet entry (``speciesnet-4.0.3a``) or a SpeciesNet model
+    folder (with its range data for geofencing)."""
+    source = configured_classifier() if name == "coral" else name
     with _pack_lock:
         pack = _packs.get(source)
         if pack is None:
@@ -215,6 +220,13 @@ def classifier_pack(name: str) -> BatchedPack:
                 from sleuth.models.classifier import load_coral_pack
 
                 model = load_coral_pack(top_k=MAX_TOP_K)
+            elif "/" not in source and not source.startswith("."):
+                from sleuth.engine.catalog import load_catalog
+
+                if source not in load_catalog():
+                    raise ValueError(f"unknown classifier pack {source!r}")
+                model = get_model(source)
+                model.top_k = MAX_TOP_K
             else:
                 from sleuth.models.speciesnet import SpeciesNetFolder
 
@@ -238,26 +250,15 @@ def with_precision(p: Profile, precision: str) -> Profile:
 
 
 def resolve_profile(name: str, detector_only: bool = False) -> Profile:
-    """A profile with the MD-Lite precision and the ids of the classifier pack actually configured."""
+    """A profile with the MD-Lite precision, the detector/classifier the settings select
+    (:mod:`sleuth.services.model_selection`) and ids saying what runs."""
     from sleuth.engine.runtime import resolve_precision
+    from sleuth.services.model_selection import resolve
     from sleuth.settings import get_settings
 
     settings = get_settings()
-    p = with_precision(PROFILES[name], resolve_precision(settings.detector_precision))
-    if detector_only:
-        return p.detector_only()
-    if (settings.classifier_pack.strip() or "coral") == "coral" or not p.classifier:
-        return p
-    pack = classifier_pack(p.classifier)
-    tag = f"speciesnet-{pack.model_id}" if pack.model_id else "speciesnet"
-    return Profile(
-        p.name,
-        p.detector,
-        p.relabeler,
-        p.classifier,
-        p.model_id.rsplit("-", 1)[0] + "-speciesnet",
-        p.model_version.split("+")[0] + "+" + tag,
-        p.description.split(" + Coral")[0] + " + SpeciesNet pack",
+    return resolve(
+        with_precision(PROFILES[name], resolve_precision(settings.detector_precision)), settings, detector_only
     )
 
 

@@ -177,7 +177,19 @@ MODELS = obj(
                 },
                 required=["model_id", "profile", "kind"],
             )
-        )
+        ),
+        "installed": array(
+            obj(
+                {
+                    "name": string("catalog name (`sleuth models pull NAME`)"),
+                    "version": string(),
+                    "kind": string(enum=["detector", "classifier"]),
+                    "description": string(),
+                },
+                required=["name", "kind"],
+            ),
+            "detectors and classifiers installed in the model cache and usable by the profiles' settings",
+        ),
     },
     required=["models"],
     additionalProperties=True,

@@ -10,7 +10,7 @@ import numpy as np
 
 from sleuth.pipelines.taxonomy import Taxonomy
 from sleuth.pipelines.wildlife.data import Annotation, Detection, ImageOptions
-from sleuth.pipelines.wildlife.ensemble import RULES_TOP_K, ensemble_image
+from sleuth.pipelines.wildlife.ensemble import classes_wanted, ensemble_image
 from sleuth.pipelines.wildlife.geofence import Geofence, GeofenceRules
 from sleuth.pipelines.wildlife.label_policy import LabelPolicy, policy_named
 
@@ -137,7 +137,7 @@ def run_pipeline(
 
     classify_fn: Callable[[Sequence[Any]], Sequence[Sequence[tuple[str, float]]]] | None = None
     if classifier is not None and callable(getattr(classifier, "classify", None)):
-        top_k = max(RULES_TOP_K, (options.top_candidate or 0) + 1)
+        top_k = classes_wanted(options.top_candidate)
         pack = classifier
 
         def classify_fn(crops: Sequence[Any]) -> Sequence[Sequence[tuple[str, float]]]:

@@ -34,6 +34,14 @@ CLS_ANIMAL_MID = 0.65  # 4b
 ROLLUP_THRESHOLD = 0.65  # 5a (non_blank_threshold)
 ANIMAL_DET = 0.5  # 5b
 RULES_TOP_K = 5  # SpeciesNet keeps the top 5 classes; rules and roll-ups use only these
+CANDIDATE_POOL = 25  # classifier classes read for top_candidate (several may name one taxon)
+
+
+def classes_wanted(top_candidate: int | None) -> int:
+    """How many ranked classes to ask the classifier for: the rules' 5, more when candidates are asked."""
+    return RULES_TOP_K if not top_candidate else min(CANDIDATE_POOL, max(RULES_TOP_K, 2 * top_candidate + 5))
+
+
 ROLLUP_LEVELS = ("genus", "family", "order", "class", "kingdom")
 GEOFENCE_ROLLUP_LEVELS = ("family", "order", "class", "kingdom")
 
@@ -148,16 +156,21 @@ def _combine_box(det: Detection, classes: list[tuple[Label, float]], ctx: _Conte
 
 
 def _candidates(classes: list[tuple[Label, float]], chosen: Label, n: int, ctx: _Context) -> list[Candidate]:
+    """Up to ``n`` ranked alternatives to ``chosen``: the classifier's other taxa, one entry per taxon at its
+    best score (a stand-in classifier maps several of its classes onto one taxon), none the geofence blocks.
+    The pipeline reads :func:`classes_wanted` classes, so any classifier with enough labels gives ``n``."""
     out: list[Candidate] = []
+    seen = {chosen.full_class_string}
     for lab, score in classes:
         if len(out) >= n:
             break
-        if not (lab.is_taxon or lab.is_vehicle) or lab.full_class_string == chosen.full_class_string:
+        if not (lab.is_taxon or lab.is_vehicle) or lab.full_class_string in seen:
             continue
         if lab.is_vehicle and chosen.is_vehicle:
             continue
         if ctx.blocked(lab):
             continue
+        seen.add(lab.full_class_string)
         out.append(Candidate(common_name(lab), score, taxonomy_dict(lab), lab.string))
     return out
 

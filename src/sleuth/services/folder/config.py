@@ -74,7 +74,13 @@ class DetectConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         p = PROFILES[self.profile]
-        return p if self.precision is None else with_precision(p, self.precision)
+        p = p if self.precision is None else with_precision(p, self.precision)
+        if self.server:
+            return p
+        from sleuth.services.model_selection import resolve
+        from sleuth.settings import get_settings
+
+        return resolve(p, get_settings())
 
 
 def run_info(

@@ -140,9 +140,7 @@ def make_admin1_us() -> dict[str, object]:
     from scipy.spatial import cKDTree
 
     subdivisions = {
-        s.code: s.name
-        for s in pycountry.subdivisions.get(country_code="US")
-        if s.type in {"State", "District"}
+        s.code: s.name for s in pycountry.subdivisions.get(country_code="US") if s.type in {"State", "District"}
     }
     by_name = {v: k for k, v in subdivisions.items()}
     by_name["Washington, D.C."] = "US-DC"  # GeoNames' name for the district

@@ -200,9 +200,7 @@ def map_imagenet(wn: WordNet, lines: list[str]) -> list[dict[str, object]]:
     for idx, line in enumerate(lines[1:], start=1):
         names = [n.strip() for n in line.split(",")]
         key = [n.replace(" ", "_").lower() for n in names]
-        cands = sorted(
-            o for o in wn.by_lemma.get(key[0], []) if [w.lower() for w in wn.lemmas[o]] == key and o > prev
-        )
+        cands = sorted(o for o in wn.by_lemma.get(key[0], []) if [w.lower() for w in wn.lemmas[o]] == key and o > prev)
         if not cands:
             raise SystemExit(f"imagenet label {idx} {line!r}: no WordNet synset with this lemma list")
         off = cands[0]
@@ -237,9 +235,7 @@ def map_imagenet(wn: WordNet, lines: list[str]) -> list[dict[str, object]]:
             )
         else:
             kind, label = "object", _label("", "", "", "", "", common)
-        entries.append(
-            {"index": idx, "label": label, "kind": kind, "source_label": line, "wordnet": f"n{off:08d}"}
-        )
+        entries.append({"index": idx, "label": label, "kind": kind, "source_label": line, "wordnet": f"n{off:08d}"})
     return entries
 
 
@@ -250,9 +246,7 @@ def map_inat(wn: WordNet, lines: list[str]) -> list[dict[str, object]]:
     entries: list[dict[str, object]] = []
     for idx, line in enumerate(lines):
         if line == "background":
-            entries.append(
-                {"index": idx, "label": BLANK, "kind": "background", "source_label": line, "wordnet": None}
-            )
+            entries.append({"index": idx, "label": BLANK, "kind": "background", "source_label": line, "wordnet": None})
             continue
         m = _INAT.match(line)
         if not m:

@@ -172,3 +172,27 @@ def test_keras_release_says_to_use_the_pytorch_variant(tmp_path: Path) -> None:
     (rel / "info.json").write_text(json.dumps(info))
     with pytest.raises(ReleaseError, match="PyTorch variant"):
         convert_release(rel, tmp_path / "out")
+
+
+def test_shape_gather_cast_unsqueeze_layers_follow_onnx() -> None:
+    """Layers a tf2onnx graph may also hold (dynamic reshapes): implemented from the ONNX semantics."""
+    import torch
+
+    from sleuth.convert.fx_layers import run_layer
+    from sleuth.convert.unpickle import ModuleStub
+
+    def stub(qual: str, **state: object) -> ModuleStub:
+        s = type(qual.rsplit(".", 1)[-1], (ModuleStub,), {"qualname": qual})()
+        s.__dict__.update(state)
+        return s
+
+    o2t = "onnx2torch.node_converters."
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    assert run_layer(stub(o2t + "shape.OnnxShape", _start=0, _end=None), x).tolist() == [2, 3, 4]
+    assert run_layer(stub(o2t + "shape.OnnxShape", _start=1, _end=None), x).tolist() == [3, 4]
+    idx = torch.tensor([2, 0])
+    assert torch.equal(run_layer(stub(o2t + "gather.OnnxGather", _axis=1), x, idx), x[:, [2, 0]])
+    assert torch.equal(run_layer(stub(o2t + "gather.OnnxGather", _axis=0), x, torch.tensor(1)), x[1])
+    assert run_layer(stub(o2t + "cast.OnnxCast", torch_dtype=torch.int64), x).dtype == torch.int64
+    y = run_layer(stub(o2t + "unsqueeze.OnnxUnsqueezeDynamicAxes"), x, torch.tensor([0, 3]))
+    assert tuple(y.shape) == (1, 2, 3, 1, 4)

@@ -283,6 +283,32 @@ def _constant(stub: ModuleStub) -> Any:
     return _st(stub, "value")
 
 
+def _shape(stub: ModuleStub, x: Any) -> Any:
+    import torch
+
+    return torch._shape_as_tensor(x)[_st(stub, "_start", 0) : _st(stub, "_end")]  # traced as Shape (dynamic)
+
+
+def _gather(stub: ModuleStub, x: Any, indices: Any) -> Any:
+    axis = int(_st(stub, "_axis", 0)) % x.dim()
+    return x[(slice(None),) * axis + (indices.long(),)]
+
+
+def _cast(stub: ModuleStub, x: Any) -> Any:
+    import torch
+
+    dtype = _st(stub, "torch_dtype")
+    if not isinstance(dtype, torch.dtype):
+        raise CheckpointError(f"{stub.qualname}: torch_dtype is not a dtype ({dtype!r})")
+    return x.to(dtype)
+
+
+def _unsqueeze_dynamic(stub: ModuleStub, x: Any, axes: Any) -> Any:
+    for ax in sorted(int(a) for a in axes.tolist()):
+        x = x.unsqueeze(ax)
+    return x
+
+
 def _matmul(stub: ModuleStub, a: Any, b: Any) -> Any:
     return a @ b
 
@@ -311,6 +337,10 @@ LAYERS: dict[str, Callable[..., Any]] = {
     _O2T + "squeeze.OnnxSqueezeStaticAxes": _squeeze,
     _O2T + "squeeze.OnnxSqueezeDynamicAxes": _squeeze_dynamic,
     _O2T + "unsqueeze.OnnxUnsqueezeStaticAxes": _unsqueeze,
+    _O2T + "unsqueeze.OnnxUnsqueezeDynamicAxes": _unsqueeze_dynamic,
+    _O2T + "shape.OnnxShape": _shape,
+    _O2T + "gather.OnnxGather": _gather,
+    _O2T + "cast.OnnxCast": _cast,
     _O2T + "reshape.OnnxReshape": _reshape,
     _O2T + "matmul.OnnxMatMul": _matmul,
     _O2T + "gemm.OnnxGemm": _gemm,

@@ -28,6 +28,7 @@ class SelectionError(ValueError):
 
 
 MDLITE = ("mdlite", "mdlite-fp32")
+STANDIN = "coral-stand-in"  # the Coral pack itself ("coral" in a profile means the configured classifier)
 DETECTOR_TASKS = ("animal-detection", "object-detection")
 CLASSIFIER_TASKS = ("species-classification",)
 
@@ -45,7 +46,7 @@ def detector_id(name: str) -> str:
 
 
 def classifier_id(source: str) -> str:
-    return "coral" if source == "coral" else "speciesnet"
+    return "coral" if source in ("coral", STANDIN) else "speciesnet"
 
 
 def model_id(detector: str, classifier: str | None) -> str:
@@ -96,6 +97,8 @@ def apply(p: Any, settings: Settings, detector_only: bool, classifier_tag: str |
         if det is None or det in MDLITE:
             return base
         return dataclasses.replace(base, model_id=detector_id(det), model_version=det)
+    if clf == "coral" and out.classifier and _setting(settings, "classifier_pack") not in ("", "coral"):
+        return dataclasses.replace(out, classifier=STANDIN)  # e.g. urban on the stand-in, default on SpeciesNet
     if clf and clf != "coral" and out.classifier:
         tag = classifier_tag or "speciesnet"
         out = dataclasses.replace(

@@ -209,7 +209,9 @@ def classifier_pack(name: str) -> BatchedPack:
     """A process-wide classifier pack. ``coral`` means the configured pack (``SLEUTH_CLASSIFIER_PACK``: the Coral
     stand-in by default); otherwise a catalog SpeciesNet entry (``speciesnet-4.0.3a``) or a SpeciesNet model
     folder (with its range data for geofencing)."""
-    source = configured_classifier() if name == "coral" else name
+    from sleuth.services.model_selection import STANDIN
+
+    source = configured_classifier() if name == "coral" else ("coral" if name == STANDIN else name)
     with _pack_lock:
         pack = _packs.get(source)
         if pack is None:

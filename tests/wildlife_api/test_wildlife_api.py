@@ -157,7 +157,8 @@ def test_multipart_and_base64_give_identical_results(wclient, auth):
     strip = [{k: v for k, v in r.items() if k != "info"} for r in mp["results"]]
     assert strip == [{k: v for k, v in r.items() if k != "info"} for r in js["results"]]
     dog = mp["results"][0]["annotations"]
-    assert dog and all(1 <= len(a["top_candidates"]) <= 3 for a in dog if a["label"] not in ("human", "vehicle"))
+    # 3 asked, 3 given with the stand-in too (its classes may name one taxon several times: one candidate each)
+    assert dog and all(len(a["top_candidates"]) == 3 for a in dog if a["label"] not in ("human", "vehicle"))
     plain = wclient.post(
         "/v1/batch-detect", headers=auth, json={"images": [base64.b64encode(img(paths[0])).decode()]}
     ).json()

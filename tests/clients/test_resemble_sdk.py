@@ -237,7 +237,13 @@ def test_the_fields_the_sdk_types_declare_are_filled(sdk_run):
     video = _completed(full["video.createSync"], "video")
     vm = video["video_metrics"]
     assert vm["label"] in ("Fake", "Real") and vm["posterior"] == vm["score"]
-    assert float(vm["certainty"]) == pytest.approx(abs(float(vm["score"]) - 0.5) * 2, abs=1e-5)
+    from sleuth.pipelines.verdict import calibrate
+    from sleuth.services.thresholds import threshold
+
+    # certainty: the calibrated score's distance to the face threshold (docs/api.md)
+    cal = calibrate(float(vm["score"]), threshold("faces", "mesonet").value)
+    assert float(vm["certainty"]) == pytest.approx(abs(cal - 0.5) * 2, abs=1e-5)
+    assert float(video["verdict"]["parts"]["faces"]["certainty"]) == pytest.approx(float(vm["certainty"]), abs=1e-5)
     assert [w["type"] for w in vm["children"]] == ["VideoResult", "VideoResult"]  # 2 s in 1 s windows
     tree = vm["treeview"].splitlines()
     assert tree[0].startswith("video: ") and len(tree) == 1 + 2 + 4 + sum(

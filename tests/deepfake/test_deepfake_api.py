@@ -32,7 +32,7 @@ def _wait_batch(client, auth, uuid, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
         item = client.get(f"/detect/batch/{uuid}", headers=auth).json()["item"]
-        if item["status"] in ("completed", "failed"):
+        if item["status"] in ("completed", "partial", "failed"):
             return item
         time.sleep(0.2)
     raise AssertionError("batch did not finish")

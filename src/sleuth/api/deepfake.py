@@ -33,16 +33,15 @@ from sleuth.platform.expiry import track_object
 from sleuth.platform.ssrf import allow_hosts_from, check_url, fetch
 from sleuth.services import deepfake as svc
 from sleuth.services.media import (
-    ALLOWED_EXT,
     MediaRejected,
     as_stream,
     check_zip_directory,
     media_type_for,
     read_member,
     safe_name,
-    sniff_ok,
     zip_members,
 )
+from sleuth.services.media_sniff import HEAD_BYTES, TypeRefused, classify
 
 router = APIRouter(tags=["deepfake"])
 MAX_BATCH_FILES = doc.MAX_BATCH_FILES
@@ -169,15 +168,10 @@ class _Staged:
         self.files: list[tuple[str, str, Path, int]] = []  # filename, media_type, path, size
 
     def add_stream(self, filename: str, stream: Any, limit: int) -> None:
+        """Stage one upload. Its ``media_type`` comes from its content (magic bytes), not its name."""
         name = safe_name(filename)
-        mtype = media_type_for(name)
-        if mtype is None:
-            raise bad_request(
-                f"{filename!r}: unsupported file type; allowed: {', '.join(sorted(ALLOWED_EXT))}",
-                "files[]",
-                "unsupported_media_type",
-            )
-        path = self.dir / f"{len(self.files):03d}{Path(name).suffix.lower()}"
+        shown = name if len(filename) > 80 else filename  # error messages quote a bounded name
+        path = self.dir / f"{len(self.files):03d}.part"
         size = 0
         with open(path, "wb") as f:
             while True:
@@ -186,14 +180,19 @@ class _Staged:
                     break
                 size += len(chunk)
                 if size > limit:
-                    raise SleuthError(413, "payload_too_large", f"{filename!r} exceeds the {limit / 1e6:g} MB limit")
+                    raise SleuthError(413, "payload_too_large", f"{shown!r} exceeds the {limit / 1e6:g} MB limit")
                 f.write(chunk)
         if size == 0:
-            raise bad_request(f"{filename!r} is empty", "files[]", "empty_file")
+            raise bad_request(f"{shown!r} is empty", "files[]", "empty_file")
         with open(path, "rb") as f:
-            if not sniff_ok(f.read(16), mtype):
-                raise bad_request(f"{filename!r} does not look like a {mtype} file", "files[]", "invalid_media")
-        self.files.append((name, mtype, path, size))
+            head = f.read(HEAD_BYTES)
+        try:
+            mtype = classify(shown, head, media_type_for(name))
+        except TypeRefused as e:
+            raise bad_request(str(e), "files[]", e.code) from None
+        final = path.with_suffix(Path(name).suffix.lower() if media_type_for(name) else "")
+        path.rename(final)
+        self.files.append((name, mtype, final, size))
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -211,6 +210,7 @@ def _create(
     *,
     batch: bool,
     lane: str,
+    base_url: str = "",
 ) -> tuple[str, list[str]]:
     job_id = str(uuid.uuid4())
     specs = []
@@ -228,6 +228,8 @@ def _create(
         )
     exp = svc.expires_at(platform)
     options = opts.as_dict() | {"batch": batch}
+    if base_url:  # links in the callback body are absolute like the API's (services.deepfake.callback_base_url)
+        options["base_url"] = base_url
     # Reserve everything first, in the transaction that creates the rows (402 => nothing created,
     # nothing stored); the job stays "staging" until its media is stored, then it is queued.
     jobs.create_job(
@@ -334,12 +336,20 @@ def _base_url(request: Request, platform: Platform) -> str:
 
 
 def _create_from_token(
-    platform: Platform, team_id: str, token: object, staged: _Staged, opts: svc.DetectOptions, callback: str | None
+    platform: Platform,
+    team_id: str,
+    token: object,
+    staged: _Staged,
+    opts: svc.DetectOptions,
+    callback: str | None,
+    base_url: str = "",
 ) -> list[str]:
     """A detect of a secure upload: the token is used up only if the detect is created (402 etc. keep it)."""
     with secure_uploads.consume(platform, team_id, token) as media, open(media.path, "rb") as f:
         staged.add_stream(media.filename, f, int(platform.settings.max_detect_upload_mb * 1e6))
-        _job_id, ids = _create(platform, team_id, staged, opts, callback, batch=False, lane="interactive")
+        _job_id, ids = _create(
+            platform, team_id, staged, opts, callback, batch=False, lane="interactive", base_url=base_url
+        )
     return ids
 
 
@@ -359,6 +369,7 @@ async def create_detect(
     prefer: Annotated[str | None, Header()] = None,
 ) -> Any:
     ctype = request.headers.get("content-type", "")
+    submitted_from = str(request.base_url).rstrip("/")
     staged = _Staged()
     ids: list[str] | None = None
     try:
@@ -370,7 +381,7 @@ async def create_detect(
                 raise bad_request(ONE_INPUT, "media_token")
             if token is not None:
                 ids = await run_in_threadpool(
-                    _create_from_token, platform, principal.team_id, token, staged, opts, callback
+                    _create_from_token, platform, principal.team_id, token, staged, opts, callback, submitted_from
                 )
             elif not url or not isinstance(url, str):
                 raise bad_request(ONE_INPUT, "url")
@@ -394,7 +405,7 @@ async def create_detect(
             token = fields.get("media_token") or None
             if token is not None and not uploads:
                 ids = await run_in_threadpool(
-                    _create_from_token, platform, principal.team_id, token, staged, opts, callback
+                    _create_from_token, platform, principal.team_id, token, staged, opts, callback, submitted_from
                 )
             else:
                 if len(uploads) != 1 or form.get("file") is None or token is not None:
@@ -408,7 +419,15 @@ async def create_detect(
                 )
         if ids is None:
             _job_id, ids = await run_in_threadpool(
-                _create, platform, principal.team_id, staged, opts, callback, batch=False, lane="interactive"
+                _create,
+                platform,
+                principal.team_id,
+                staged,
+                opts,
+                callback,
+                batch=False,
+                lane="interactive",
+                base_url=submitted_from,
             )
     finally:
         staged.cleanup()
@@ -540,12 +559,22 @@ async def create_batch(
         if not staged.files:
             raise bad_request("The batch contains no media files", "file")
         job_id, ids = await run_in_threadpool(
-            _create, platform, principal.team_id, staged, opts, callback, batch=True, lane="job"
+            _create,
+            platform,
+            principal.team_id,
+            staged,
+            opts,
+            callback,
+            batch=True,
+            lane="job",
+            base_url=str(request.base_url).rstrip("/"),
         )
     finally:
         staged.cleanup()
-    job, ids = await run_in_threadpool(svc.get_batch, platform, principal.team_id, job_id)
-    return JSONResponse({"success": True, "item": svc.batch_view(job, ids)}, status_code=202)
+    view = await run_in_threadpool(
+        svc.get_batch, platform, principal.team_id, job_id, _base_url(request, platform), _signer(platform)
+    )
+    return JSONResponse({"success": True, "item": view}, status_code=202)
 
 
 def _stage_zip(staged: _Staged, up: UploadFile, limit: int) -> None:
@@ -589,12 +618,9 @@ async def get_batch(
     wanted = {p.strip() for p in (include or "").split(",") if p.strip()}
     if wanted - {"results"}:
         raise bad_request("include takes 'results'", "include", "invalid_include")
-    job, ids = await run_in_threadpool(svc.get_batch, platform, principal.team_id, uuid)
-    items = None
-    if wanted:
-        base, sign = _base_url(request, platform), _signer(platform)
-        items = await run_in_threadpool(svc.get_batch_items, platform, job, base, sign)
-    return {"success": True, "item": svc.batch_view(job, ids, items)}
+    base, sign = _base_url(request, platform), _signer(platform)
+    view = await run_in_threadpool(svc.get_batch, platform, principal.team_id, uuid, base, sign, bool(wanted))
+    return {"success": True, "item": view}
 
 
 def mount(app: FastAPI) -> None:

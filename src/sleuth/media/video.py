@@ -5,7 +5,8 @@ Sampling
     ``limit = min(end_region, start + max_video_secs)``. For each target the first decoded frame
     whose timestamp (``pts * time_base``, relative to the stream's first frame) is ``>= t_k`` is
     taken; a frame serves at most one target (so a 1 fps video sampled at 2 fps yields each frame
-    once). Decoding seeks to the keyframe before ``start``; frames that are not sampled are decoded
+    once). Decoding seeks to the keyframe before ``start`` (after priming the decoder with the first
+    packet, see :func:`_prime`); frames that are not sampled are decoded
     but never converted; sampled frames are converted and downscaled in one swscale call.
 
 Bounded work
@@ -69,6 +70,25 @@ def has_audio(path: str | Path) -> bool:
     """True when the container has at least one audio stream."""
     with _open(path) as c:
         return len(c.streams.audio) > 0
+
+
+def _prime(container: Any, stream: Any) -> None:
+    """Feed the stream's first packet to the decoder before a seek.
+
+    Some H.264 files carry their parameter sets (SPS/PPS) in-band, in the first packet only, not in the
+    container's extradata: a decoder that starts at a later keyframe never sees them and outputs green
+    garbage for every frame (FaceForensics++ clips: "no face" in every frame from the second keyframe
+    at 10 s on). The parameter sets stay in the decoder across the seek's flush.
+    """
+    import av
+
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                stream.codec_context.decode(packet)
+                return
+    except av.error.FFmpegError:
+        return
 
 
 def _frame_time(frame: Any, stream: Any, t0: float | None, fallback_index: int, rate: float | None) -> float:
@@ -155,6 +175,7 @@ def iter_frames(
         report.fps = rate
         t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
         if start > 0 and t0 is not None and stream.time_base is not None:
+            _prime(container, stream)
             try:
                 container.seek(int((start + t0) / stream.time_base), stream=stream, backward=True)
             except av.error.FFmpegError:

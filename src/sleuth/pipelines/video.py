@@ -6,10 +6,11 @@ Scores
     Per face: MesoNet P(fake). Per sampled frame (``ImageResult``): the max over its faces (a frame
     is as fake as its most suspicious face); frames without faces have ``score: null``.
     Per window (``VideoResult``, ``frame_length`` seconds): mean of its frames' scores. Whole video:
-    mean over all frames with a face. ``certainty = |score - 0.5| * 2`` (0 = undecided, 1 = sure),
+    mean over all frames with a face. ``certainty`` is the calibrated score's distance to the
+    threshold (:mod:`sleuth.pipelines.verdict`: 0 = at the threshold, 1 = score 0 or 1),
     ``"certainty (%)"`` = certainty * 100 rounded to 0.1. ``conclusion`` / ``label`` are ``"Fake"``
-    when score >= ``threshold`` (0.5) else ``"Real"``; ``"NoFace"`` / ``"unknown"`` when no face was
-    seen.
+    when score >= ``threshold`` (the calibrated face threshold) else ``"Real"``; ``"NoFace"`` /
+    ``"unknown"`` when no face was seen.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from sleuth.media.video import (
 
 
 # -- analysis ---------------------------------------------------------------------------------------
-def certainty(score: float) -> float:
-    return abs(score - 0.5) * 2.0
+def certainty(score: float, threshold: float = 0.5) -> float:
+    from sleuth.pipelines.verdict import calibrate
+    from sleuth.pipelines.verdict import certainty as _certainty
+
+    return _certainty(calibrate(score, threshold))
 
 
 def _node(kind: str, score: float | None, threshold: float, **extra: Any) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def _node(kind: str, score: float | None, threshold: float, **extra: Any) -> dic
             "certainty (%)": None,
             **extra,
         }
-    c = certainty(score)
+    c = certainty(score, threshold)
     return {
         "type": kind,
         "conclusion": "Fake" if score >= threshold else "Real",
@@ -142,7 +146,7 @@ def analyze_video(
     top: dict[str, Any]
     if valid:
         vs = float(np.mean(valid))
-        c = certainty(vs)
+        c = certainty(vs, threshold)
         top = {
             "label": "Fake" if vs >= threshold else "Real",
             "score": round(vs, 6),

@@ -3,8 +3,9 @@
 * :func:`heatmap_png` - occlusion saliency: for each face, a grey patch slides over the (unaligned)
   256x256 face crop; the drop in P(fake) when a region is hidden is that region's saliency
   (how much it drives the "fake" score). The normalised map is overlaid in red on the face box.
-* :func:`timeline_png` - one bar per window/chunk (height = P(fake); red >= 0.5, green below,
-  grey = no face), with a dashed 0.5 line.
+* :func:`timeline_png` - one bar per window/chunk (height = P(fake); red at or above the decision
+  threshold, green below, grey = no face), with a dashed line at the threshold. A score of 0 still
+  gets a 1-pixel bar.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def _paste_clipped(base: Any, layer: Any, x: int, y: int) -> None:
     base.alpha_composite(layer.crop((cx, cy, layer.width, layer.height)), dest=(max(0, x), max(0, y)))
 
 
-def timeline_png(chunks: Sequence[Mapping[str, Any]], width: int = 800, height: int = 200) -> bytes:
+def timeline_png(
+    chunks: Sequence[Mapping[str, Any]], width: int = 800, height: int = 200, threshold: float = 0.5
+) -> bytes:
     """Bar chart of ``[{"start", "end", "score"}, ...]`` (score None = no face, drawn grey)."""
     from PIL import Image, ImageDraw
 
@@ -99,12 +102,13 @@ def timeline_png(chunks: Sequence[Mapping[str, Any]], width: int = 800, height: 
             if sc is None:
                 d.rectangle([xa + 1, bottom - 4, max(xa + 1, xb - 1), bottom - 1], fill=(170, 170, 170))
                 continue
-            yy = bottom - float(sc) * (bottom - top)
-            colour = (220, 40, 40) if float(sc) >= 0.5 else (40, 160, 60)
+            frac = min(1.0, max(0.0, float(sc)))
+            yy = min(bottom - 1, bottom - frac * (bottom - top))  # a near-0 score: still a 1 px bar
+            colour = (220, 40, 40) if float(sc) >= threshold else (40, 160, 60)
             d.rectangle([xa + 1, yy, max(xa + 1, xb - 1), bottom - 1], fill=colour)
         d.text((left, bottom + 6), f"{t0:.1f}s", fill=(0, 0, 0))
         d.text((right - 40, bottom + 6), f"{t1:.1f}s", fill=(0, 0, 0))
-    y_half = bottom - 0.5 * (bottom - top)
+    y_half = bottom - min(1.0, max(0.0, threshold)) * (bottom - top)
     for x in range(left, right, 8):
         d.line([(x, y_half), (min(x + 4, right), y_half)], fill=(60, 60, 60))
     buf = io.BytesIO()

@@ -275,7 +275,9 @@ def heartbeat(db: Database, worker_id: str, item_ids: list[str], lease_s: float 
 
 
 def _finish_job_if_done(s: Session, job_id: str) -> Job | None:
-    job = s.get(Job, job_id)
+    # the job row is locked first (Postgres; SQLite serialises writers anyway): two items finishing at once
+    # count in turn, each seeing the other's committed status, so the counts are exact and one of them settles it
+    job = s.get(Job, job_id, with_for_update=True)
     if job is None:
         return None
     counts = dict(

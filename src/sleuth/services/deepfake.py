@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -115,7 +116,9 @@ def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str],
         "file_deleted_at": _iso(item.file_deleted_at),
         "media_deleted": item.file_deleted_at is not None,
         "url": url,
-        "audio_url": url if item.media_type == "audio" else None,
+        # the file that carries the sound: an audio file, or a video with an audio track (the video itself)
+        "audio_url": url if item.media_type == "audio" or result.get("has_audio") or result.get("metrics") else None,
+        "verdict": result.get("verdict"),
         "intelligence": None,
         "batch_uuid": job.id if job.options.get("batch") else None,
         "created_at": _iso(item.created_at),
@@ -137,20 +140,19 @@ def item_view(item: JobItem, job: Job, base_url: str = "", sign: Callable[[str],
     return resemble_types.conform(view)
 
 
-def batch_view(job: Job, item_ids: list[str], items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    status = {"queued": "processing"}.get(job.status, job.status)
-    view: dict[str, Any] = {
-        "uuid": job.id,
-        "status": status,
-        "total_files": job.total,
-        "completed_count": job.completed_count,
-        "failed_count": job.failed_count,
-        "created_at": _iso(job.created_at),
-        "detect_uuids": item_ids,
-    }
-    if items is not None:  # ?include=results, and callbacks under CALLBACK_RESULTS_MAX_BYTES
-        view["items"] = items
-    return view
+def batch_status(job_status: str, total: int, completed: int, failed: int) -> str:
+    """A batch's ``status`` from its item counts (docs/api.md, "Batch status").
+
+    ``processing`` until every item is terminal, then ``completed`` (every item completed), ``failed``
+    (every item failed) or ``partial`` (some of each: read each detect's ``status``/``error_message``).
+    """
+    if job_status == "staging":
+        return "processing"
+    if completed + failed < total:
+        return "processing"
+    if failed == 0:
+        return "completed"
+    return "failed" if completed == 0 else "partial"
 
 
 #: A batch callback carries every file's item (as GET /detect/{uuid} gives it) when they add up to at most
@@ -159,17 +161,56 @@ def batch_view(job: Job, item_ids: list[str], items: list[dict[str, Any]] | None
 CALLBACK_RESULTS_MAX_BYTES = 256 * 1024
 
 
-def batch_items(s: Any, job: Job, base_url: str = "", sign: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
-    """Every file's item view of a batch, in upload order (``s``: an open session)."""
-    rows = s.scalars(select(JobItem).where(JobItem.job_id == job.id).order_by(JobItem.seq))
-    return [item_view(i, job, base_url, sign) for i in rows]
+def batch_view(
+    s: Any,
+    job: Job,
+    base_url: str = "",
+    sign: Callable[[str], str] | None = None,
+    results: bool | None = False,
+) -> dict[str, Any]:
+    """The Resemble-shaped batch ``item``: the one body for ``GET /detect/batch/{uuid}``, the ``POST`` response and
+    the batch callback (``s``: an open session).
+
+    Counts and status are read from the items themselves, so they are exact whatever the job row says.
+    ``results``: True adds ``items``, every file's detect as ``GET /detect/{uuid}`` gives it, in upload order
+    (``?include=results``); None adds them only when they fit in :data:`CALLBACK_RESULTS_MAX_BYTES` (callbacks).
+    """
+    full: list[JobItem] = [] if results is False else list(s.scalars(_items_of(job, JobItem)))
+    if results is False:
+        rows = [(i, st) for i, st in s.execute(_items_of(job, JobItem.id, JobItem.status))]
+    else:
+        rows = [(i.id, i.status) for i in full]
+    completed = sum(1 for _id, st in rows if st == "completed")
+    failed = sum(1 for _id, st in rows if st == "failed")
+    total = len(rows)
+    view: dict[str, Any] = {
+        "uuid": job.id,
+        "status": batch_status(job.status, total, completed, failed),
+        "total_files": total,
+        "completed_count": completed,
+        "failed_count": failed,
+        "processing_count": total - completed - failed,
+        "created_at": _iso(job.created_at),
+        "completed_at": _iso(job.completed_at) if completed + failed == total else None,
+        "detect_uuids": [item_id for item_id, _st in rows],
+    }
+    if results is not False:
+        items = [item_view(i, job, base_url, sign) for i in full]
+        if results or len(json.dumps(items, separators=(",", ":"))) <= CALLBACK_RESULTS_MAX_BYTES:
+            view["items"] = items
+    return view
 
 
-def get_batch_items(
-    platform: Platform, job: Job, base_url: str = "", sign: Callable[[str], str] | None = None
-) -> list[dict[str, Any]]:
-    with platform.db.read_session() as s:
-        return batch_items(s, job, base_url, sign)
+def _items_of(job: Job, *cols: Any) -> Any:
+    return select(*cols).where(JobItem.job_id == job.id).order_by(JobItem.seq)
+
+
+def callback_base_url(job: Job) -> str:
+    """Links in callback bodies are absolute like API responses: ``SLEUTH_PUBLIC_URL``, else the base URL of the
+    request that submitted the job (recorded in its options at intake)."""
+    from sleuth.settings import get_settings
+
+    return get_settings().public_url.rstrip("/") or str(job.options.get("base_url") or "").rstrip("/")
 
 
 def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, Job]:
@@ -187,15 +228,22 @@ def get_item(platform: Platform, team_id: str, item_id: str) -> tuple[JobItem, J
     return item, job
 
 
-def get_batch(platform: Platform, team_id: str, job_id: str) -> tuple[Job, list[str]]:
+def get_batch(
+    platform: Platform,
+    team_id: str,
+    job_id: str,
+    base_url: str = "",
+    sign: Callable[[str], str] | None = None,
+    results: bool = False,
+) -> dict[str, Any]:
+    """The batch ``item`` (:func:`batch_view`) of a team's batch; 404 if absent or expired."""
     with platform.db.read_session() as s:
         job = s.scalar(select(Job).where(Job.id == job_id, Job.team_id == team_id, Job.kind == KIND))
         if job is None or not job.options.get("batch"):
             raise SleuthError(404, "not_found", "Batch not found")
-        ids = list(s.scalars(select(JobItem.id).where(JobItem.job_id == job_id).order_by(JobItem.seq)))
-    if job.expires_at is not None and job.expires_at <= utcnow():
-        raise SleuthError(404, "not_found", "Batch not found (expired)")
-    return job, ids
+        if job.expires_at is not None and job.expires_at <= utcnow():
+            raise SleuthError(404, "not_found", "Batch not found (expired)")
+        return batch_view(s, job, base_url, sign, results)
 
 
 def list_items(platform: Platform, team_id: str, page: int, page_size: int) -> tuple[list[tuple[JobItem, Job]], int]:
@@ -215,17 +263,16 @@ def list_items(platform: Platform, team_id: str, page: int, page_size: int) -> t
 
 
 def batch_callback_payload(s: Any, job: Job) -> dict[str, Any]:
-    ids = list(s.scalars(select(JobItem.id).where(JobItem.job_id == job.id).order_by(JobItem.seq)))
+    """The callback body of a finished job: the batch ``item`` (with the files' results when they fit), or the
+    detect ``item`` as ``GET /detect/{uuid}`` gives it."""
     from sleuth.platform.signing import signer
     from sleuth.settings import get_settings
 
-    settings = get_settings()
+    base, sign = callback_base_url(job), signer(get_settings())
     if job.options.get("batch"):
-        items = batch_items(s, job, settings.public_url.rstrip("/"), signer(settings))
-        fits = len(json.dumps(items, separators=(",", ":"))) <= CALLBACK_RESULTS_MAX_BYTES
-        return {"success": True, "item": batch_view(job, ids, items if fits else None)}
-    item = s.get(JobItem, ids[0])
-    return {"success": True, "item": item_view(item, job, settings.public_url.rstrip("/"), signer(settings))}
+        return {"success": True, "item": batch_view(s, job, base, sign, results=None)}
+    item = s.scalar(_items_of(job, JobItem).limit(1))
+    return {"success": True, "item": item_view(item, job, base, sign)}
 
 
 def after_item(platform: Platform, item: JobItem, job: Job) -> None:
@@ -262,15 +309,25 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
         with tempfile.NamedTemporaryFile(suffix=Path(item.filename).suffix, delete=False) as fd:
             fd.write(platform.storage.get(item.media_key))
         path = tmp = Path(fd.name)
+    opts = DetectOptions(**{k: v for k, v in job.options.items() if k in DetectOptions.__dataclass_fields__})
     try:
-        opts = DetectOptions(**{k: v for k, v in job.options.items() if k in DetectOptions.__dataclass_fields__})
         result = deepfake_analysis.analyze(path, item.media_type, opts)
         if opts.search_identity:
             result["identity_search"] = _identity_search(platform, item, path)
-        if result.get("duration") is None and item.media_type in ("audio", "video"):
-            probed = probe_duration(path)  # e.g. a video without an audio track: the container's duration
+        if item.media_type == "video" or (result.get("duration") is None and item.media_type == "audio"):
+            probed = probe_duration(path)  # a video's duration is its container's, not its audio track's
             if probed:
                 result["duration"] = round(probed, 3)
+    except jobs.ItemFailure as e:
+        raise jobs.ItemFailure(scrub_paths(str(e), path, item.filename), e.retryable) from None
+    except SleuthError as e:
+        raise jobs.ItemFailure(scrub_paths(e.message, path, item.filename)) from None
+    except ValueError as e:  # bad input: fail now, with the reason (never the server's storage path)
+        raise jobs.ItemFailure(scrub_paths(str(e) or "invalid input", path, item.filename)) from None
+    except Exception as e:  # unexpected: retried by the job runner, then failed with the reason
+        log.exception("deepfake item %s failed", item.id)
+        msg = scrub_paths(f"internal error: {type(e).__name__}: {e}", path, item.filename)
+        raise jobs.ItemFailure(msg, retryable=True) from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -285,6 +342,17 @@ def handle_item(platform: Platform, item: JobItem, job: Job) -> dict[str, Any]:
         track_object(platform.db, key, item.team_id, "visualization", len(vis), job.expires_at)
         result["visualization_key"] = key
     return result
+
+
+_QUOTED_PATH = re.compile(r"""(['"])(?:[A-Za-z]:)?[/\\][^'"]*\1""")
+
+
+def scrub_paths(message: str, path: Path, filename: str) -> str:
+    """An error message without the server's storage path: the file becomes its upload name, any other quoted
+    absolute path (a decoder naming a temp file, say) becomes ``'<file>'``."""
+    for p in (str(path), str(path.resolve()) if path.exists() else str(path)):
+        message = message.replace(p, filename)
+    return _QUOTED_PATH.sub(lambda m: f"{m.group(1)}<file>{m.group(1)}", message)
 
 
 def sweep_jobs(db: Any, storage: Any, now: Any) -> int:

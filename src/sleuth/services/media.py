@@ -59,10 +59,19 @@ def media_type_for(filename: str) -> str | None:
     return None
 
 
+MAX_NAME = 200  # characters kept of an upload's name (the extension always survives)
+
+
 def safe_name(filename: str, fallback: str = "file") -> str:
     base = PurePosixPath(filename.replace("\\", "/")).name
     cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
-    return cleaned[:200] or fallback
+    if len(cleaned) > MAX_NAME:  # shorten the stem, never the extension
+        stem, dot, ext = cleaned.rpartition(".")
+        if dot and stem and len(ext) <= 10:
+            cleaned = f"{stem[: MAX_NAME - len(ext) - 1].rstrip(' .')}.{ext}"
+        else:
+            cleaned = cleaned[:MAX_NAME]
+    return cleaned or fallback
 
 
 @dataclass(frozen=True)
@@ -152,14 +161,8 @@ def as_stream(chunks: Iterator[bytes]) -> BinaryIO:
 
 
 def sniff_ok(head: bytes, media_type: str) -> bool:
-    """Reject obviously wrong content (e.g. a text file named .wav) before queueing."""
-    if not head:
-        return False
-    if media_type == "image":
-        return (
-            head.startswith(b"\xff\xd8")
-            or head.startswith(b"\x89PNG")
-            or head[:4] == b"RIFF"
-            or head.startswith(b"GIF8")
-        )
-    return True  # audio/video containers are many; the decoder gives the precise per-item error
+    """True when the content (magic bytes, :mod:`sleuth.services.media_sniff`) can hold ``media_type``."""
+    from sleuth.services.media_sniff import sniff
+
+    found = sniff(head)
+    return found is not None and media_type in found.media_types

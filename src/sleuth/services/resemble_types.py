@@ -124,10 +124,28 @@ def duration(d: Any) -> str | None:
     return str(round(float(d), 3))
 
 
+def _vote(p: dict[str, Any] | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {**p, **{k: score_str(p.get(k)) for k in ("score", "raw_score", "threshold", "certainty") if k in p}}
+
+
+def verdict(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """sleuth's own ``verdict`` (not in the SDK): scores as strings like the SDK's, parts likewise."""
+    if v is None:
+        return None
+    out = _vote(v) or {}
+    if isinstance(v.get("parts"), dict):
+        out["parts"] = {k: _vote(p) for k, p in v["parts"].items()}
+    return out
+
+
 def conform(view: dict[str, Any]) -> dict[str, Any]:
     """A detect ``item`` (``services.deepfake.item_view``) with the SDK's declared field types."""
     view["metrics"] = audio_metrics(view.get("metrics"))
     view["image_metrics"] = image_metrics(view.get("image_metrics"))
     view["video_metrics"] = video_metrics(view.get("video_metrics"))
     view["duration"] = duration(view.get("duration"))
+    if "verdict" in view:
+        view["verdict"] = verdict(view.get("verdict"))
     return view

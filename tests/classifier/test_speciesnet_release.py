@@ -196,3 +196,15 @@ def test_shape_gather_cast_unsqueeze_layers_follow_onnx() -> None:
     assert run_layer(stub(o2t + "cast.OnnxCast", torch_dtype=torch.int64), x).dtype == torch.int64
     y = run_layer(stub(o2t + "unsqueeze.OnnxUnsqueezeDynamicAxes"), x, torch.tensor([0, 3]))
     assert tuple(y.shape) == (1, 2, 3, 1, 4)
+
+
+def test_a_zip_archive_converts_too(tmp_path: Path) -> None:
+    from sleuth.convert.speciesnet import convert_release
+
+    rel = _extract(tmp_path / "rel")
+    arc = tmp_path / "download"
+    with zipfile.ZipFile(arc, "w") as zf:
+        for f in sorted(rel.iterdir()):
+            zf.write(f, f"v4.0.2a/{f.name}")
+    out = convert_release(arc, tmp_path / "out")
+    assert out["onnx"].is_file() and json.loads(out["info"].read_text())["version"] == "4.0.2a"

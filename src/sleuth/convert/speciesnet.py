@@ -25,6 +25,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,17 @@ def _unpacked(source: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="sleuth-speciesnet-"))
     try:
         try:
-            with tarfile.open(source) as tf:
-                tf.extractall(tmp, filter="data")
-        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            if zipfile.is_zipfile(source):  # Kaggle may serve a zip; members must stay inside the folder
+                with zipfile.ZipFile(source) as zf:
+                    for name in zf.namelist():
+                        target = (tmp / name).resolve()
+                        if not target.is_relative_to(tmp.resolve()):
+                            raise ValueError(f"member {name!r} points outside the archive")
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(source) as tf:
+                    tf.extractall(tmp, filter="data")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
             raise ReleaseError(f"{source}: not a readable SpeciesNet archive ({type(e).__name__}: {e})") from e
         yield tmp
     finally:

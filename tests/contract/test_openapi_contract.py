@@ -179,3 +179,27 @@ def test_405_lists_every_method_of_the_path(client):
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
     assert client.put("/detect/batch").headers["allow"] == "POST"  # a literal path, not /detect/{uuid}
     assert client.delete("/api/v2/detect").headers["allow"] == "GET, POST"
+
+
+def test_json_numbers_past_float_or_int_limits_are_400(client, team_key):
+    _team, auth = team_key
+    json_headers = auth | {"Content-Type": "application/json"}
+    past_float = b'{"image": "aGVsbG8=", "threshold": 1' + b"0" * 400 + b"}"
+    past_int = b'{"image": "aGVsbG8=", "threshold": 1' + b"0" * 5000 + b"}"
+    for body, field in ((past_float, "threshold"), (past_int, None)):
+        r = client.post("/v1/detect", headers=json_headers, content=body)
+        assert r.status_code == 400 and r.json()["error"].get("field") == field, r.text
+    big = b'{"name": "x", "deployment": {"name": "pole", "latitude": 1' + b"0" * 400 + b', "longitude": 1}}'
+    r = client.post("/v1/upload-groups", headers=json_headers, content=big)
+    assert r.status_code == 400 and r.json()["error"]["field"] == "deployment.latitude", r.text
+
+
+def test_upload_group_optional_fields_take_null_and_coordinates_are_numbers(client, team_key):
+    _team, auth = team_key
+    dep = {"name": "pole 7", "latitude": None, "longitude": None, "camera_id": None, "country": None}
+    body = {"name": None, "deployment": dep, "options": {"threshold": None, "classify": None}}
+    r = client.post("/v1/upload-groups", headers=auth, json=body)
+    assert r.status_code == 201, r.text
+    body["deployment"] = dep | {"latitude": "-1.5", "longitude": "35"}
+    r = client.post("/v1/upload-groups", headers=auth, json=body)
+    assert r.status_code == 400 and r.json()["error"]["field"] == "deployment.latitude", r.text

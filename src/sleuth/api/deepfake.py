@@ -83,7 +83,7 @@ def _float(name: str, value: Any, lo: float | None = None, hi: float | None = No
         return None
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise bad_request(f"{name} must be a number", name) from None
     if f != f or f in (float("inf"), float("-inf")):
         raise bad_request(f"{name} must be a finite number", name)

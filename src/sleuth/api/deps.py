@@ -24,6 +24,8 @@ async def json_object(request: Request, empty: object = None) -> dict[str, Any]:
         raise SleuthError(400, "invalid_request", f"Invalid JSON body: {e.msg}") from None
     except UnicodeDecodeError:
         raise SleuthError(400, "invalid_request", "Invalid JSON body: not UTF-8 text") from None
+    except ValueError as e:  # e.g. an integer literal past Python's 4300-digit limit
+        raise SleuthError(400, "invalid_request", f"Invalid JSON body: {e}"[:300]) from None
     if not isinstance(body, dict):
         raise SleuthError(400, "invalid_request", "JSON body must be an object")
     return body

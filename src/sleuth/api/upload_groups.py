@@ -22,6 +22,7 @@ from sleuth.api.openapi import (
     nullable,
     number,
     obj,
+    or_empty,
     request_body,
     responses,
     string,
@@ -33,30 +34,40 @@ from sleuth.services import uploads as svc
 
 router = APIRouter(tags=["web app"])
 
+# optional fields: null or empty means not given (the web app sends null)
 DEPLOYMENT = obj(
     {
-        "name": string("Deployment (camera placement) name; its slug is the Camtrap DP deploymentID", maxLength=200),
-        "latitude": number("WGS84 decimal degrees", -90, 90),
-        "longitude": number("WGS84 decimal degrees", -180, 180),
-        "camera_id": string("Camera id; the first part of each job's client_reference_id", maxLength=200),
-        "camera_model": string(maxLength=200),
-        "location_name": string(maxLength=200),
-        "country": string("Geofence country (CCA2, CCA3 or name); default: from latitude/longitude"),
+        "name": string(
+            "Deployment (camera placement) name; its slug is the Camtrap DP deploymentID",
+            minLength=1,
+            maxLength=200,
+            pattern=r"\S",
+        ),
+        "latitude": or_empty(number("WGS84 decimal degrees", -90, 90)),
+        "longitude": or_empty(number("WGS84 decimal degrees", -180, 180)),
+        "camera_id": or_empty(string("Camera id; the first part of each job's client_reference_id", maxLength=200)),
+        "camera_model": or_empty(string(maxLength=200)),
+        "location_name": or_empty(string(maxLength=200)),
+        "country": or_empty(
+            string("Geofence country (CCA2, CCA3 or name); default: from latitude/longitude", maxLength=200)
+        ),
     },
     required=["name"],
 )
 CREATE = obj(
     {
         "kind": string("wildlife (default) or deepfake", enum=["wildlife", "deepfake"]),
-        "name": string("A name to find the upload by (default: the deployment's)", maxLength=200),
+        "name": or_empty(string("A name to find the upload by (default: the deployment's)", maxLength=200)),
         "file_count": integer("How many files the page is about to send", 0, 100_000),
         "deployment": DEPLOYMENT,
         "options": obj(
             {
-                "threshold": number("Detection threshold of the jobs", 0.01, 0.99),
-                "classify": boolean("Species classification", True),
-                "smooth_herd": boolean("Smooth labels across a herd", False),
-                "suppress_repeats": boolean("Drop boxes that recur at one place across the camera's images", False),
+                "threshold": nullable(number("Detection threshold of the jobs", 0.01, 0.99)),
+                "classify": nullable(boolean("Species classification", True)),
+                "smooth_herd": nullable(boolean("Smooth labels across a herd", False)),
+                "suppress_repeats": nullable(
+                    boolean("Drop boxes that recur at one place across the camera's images", False)
+                ),
             }
         ),
         "batch_uuid": string("deepfake: the batch POST /detect/batch created"),

@@ -67,7 +67,7 @@ def _number(fields: dict[str, Any], name: str) -> float | None:
         raise bad_request(f"{name} must be a number", name)
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise bad_request(f"{name} must be a number", name) from None
     if f != f or f in (float("inf"), float("-inf")):
         raise bad_request(f"{name} must be a finite number", name)

@@ -261,7 +261,7 @@ def _bbox(value: Any) -> list[float]:
         raise bad_request("bbox must be [x, y, width, height], normalised to 0-1", "bbox")
     try:
         x, y, w, h = (float(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise bad_request("bbox values must be numbers", "bbox") from None
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise bad_request("bbox values must be finite", "bbox")

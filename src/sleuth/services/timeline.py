@@ -18,7 +18,7 @@ from sleuth.pipelines.audio import DEFAULT_THRESHOLD, SAMPLE_RATE, plan_chunks
 def _float(v: Any) -> float | None:
     try:
         return float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         return None
 
 

@@ -51,12 +51,12 @@ def _coord(d: dict[str, Any], name: str, field: str) -> float | None:
     v = d.get(name)
     if v in (None, ""):
         return None
-    if isinstance(v, bool):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise bad_request(f"{field} must be a number", field)
     try:
         return float(v)
-    except (TypeError, ValueError):
-        raise bad_request(f"{field} must be a number", field) from None
+    except OverflowError:  # an integer past float's range
+        raise bad_request(f"{field} must be a number from -180 to 180", field) from None
 
 
 def parse_deployment(raw: Any) -> dict[str, Any]:

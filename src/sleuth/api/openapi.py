@@ -336,6 +336,48 @@ def _add_implied(doc: dict[str, Any]) -> None:
             op["responses"] = dict(sorted(out.items()))
 
 
+# OpenAPI links: the id an operation returns, and the operations that take it (clients and stateful fuzzers follow
+# them). (method, path, status, JSON pointer of the id in the response) -> [(method, path, parameter), ...]
+LINKS: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {
+    ("post", "/detect", "200", "/item/uuid"): [
+        ("get", "/detect/{uuid}", "uuid"),
+        ("get", "/detect/{uuid}/media", "uuid"),
+        ("get", "/detect/{uuid}/visualization", "uuid"),
+        ("get", "/detect/{uuid}/timeline", "uuid"),
+    ],
+    ("post", "/detect/batch", "202", "/item/uuid"): [("get", "/detect/batch/{uuid}", "uuid")],
+    ("post", "/v1/jobs", "201", "/id"): [
+        ("get", "/v1/jobs/{job_id}", "job_id"),
+        ("post", "/v1/jobs/{job_id}/submit", "job_id"),
+        ("get", "/v1/jobs/{job_id}/result", "job_id"),
+        ("get", "/v1/jobs/{job_id}/image", "job_id"),
+    ],
+    ("post", "/v1/detect", "200", "/id"): [("get", "/v1/detect/{result_id}", "result_id")],
+    ("post", "/v1/batch-detect", "200", "/id"): [("get", "/v1/detect/{result_id}", "result_id")],
+    ("post", "/v1/upload-groups", "201", "/id"): [
+        ("get", "/v1/upload-groups/{upload_id}", "upload_id"),
+        ("get", "/v1/upload-groups/{upload_id}/items", "upload_id"),
+    ],
+}
+
+
+def _add_links(doc: dict[str, Any]) -> None:
+    paths = doc.get("paths", {})
+    for (method, path, status, pointer), targets in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for t_method, t_path, param in targets:
+            target = paths.get(t_path, {}).get(t_method)
+            if target is None or "operationId" not in target:
+                continue
+            links[target["operationId"]] = {
+                "operationId": target["operationId"],
+                "parameters": {param: f"$response.body#{pointer}"},
+            }
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title,
@@ -350,6 +392,7 @@ def build(app: FastAPI) -> dict[str, Any]:
     components.setdefault("securitySchemes", {}).update(copy.deepcopy(SECURITY_SCHEMES))
     _apply_security(doc, app)
     _add_implied(doc)
+    _add_links(doc)
     _mark_aliases(doc, _aliases(app))
     return doc
 

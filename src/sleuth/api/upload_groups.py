@@ -29,6 +29,7 @@ from sleuth.api.openapi import (
 )
 from sleuth.platform import signing, teams
 from sleuth.platform.context import Platform
+from sleuth.platform.errors import bad_request
 from sleuth.services import upload_view
 from sleuth.services import uploads as svc
 
@@ -54,25 +55,46 @@ DEPLOYMENT = obj(
     },
     required=["name"],
 )
-CREATE = obj(
-    {
-        "kind": string("wildlife (default) or deepfake", enum=["wildlife", "deepfake"]),
-        "name": or_empty(string("A name to find the upload by (default: the deployment's)", maxLength=200)),
-        "file_count": integer("How many files the page is about to send", 0, 100_000),
-        "deployment": DEPLOYMENT,
-        "options": obj(
+_COMMON = {
+    "name": or_empty(string("A name to find the upload by (default: the deployment's)", maxLength=200)),
+    "file_count": integer("How many files the page is about to send", 0, 100_000),
+    "reviewer": or_empty(string("Who created it (default: the API key's reviewer name); cut to 200 characters")),
+}
+CREATE = {
+    "oneOf": [
+        obj(
             {
-                "threshold": nullable(number("Detection threshold of the jobs", 0.01, 0.99)),
-                "classify": nullable(boolean("Species classification", True)),
-                "smooth_herd": nullable(boolean("Smooth labels across a herd", False)),
-                "suppress_repeats": nullable(
-                    boolean("Drop boxes that recur at one place across the camera's images", False)
+                "kind": string("wildlife (the default)", enum=["wildlife"]),
+                **_COMMON,
+                "deployment": DEPLOYMENT,
+                "options": nullable(
+                    obj(
+                        {
+                            "threshold": nullable(number("Detection threshold of the jobs", 0.01, 0.99)),
+                            "classify": nullable(boolean("Species classification", True)),
+                            "smooth_herd": nullable(boolean("Smooth labels across a herd", False)),
+                            "suppress_repeats": nullable(
+                                boolean("Drop boxes that recur at one place across the camera's images", False)
+                            ),
+                        }
+                    )
                 ),
-            }
+                "batch_uuid": {"type": "null", "description": "Only for a deepfake upload"},
+            },
+            required=["deployment"],
         ),
-        "batch_uuid": string("deepfake: the batch POST /detect/batch created"),
-    }
-)
+        obj(
+            {
+                "kind": string("deepfake", enum=["deepfake"]),
+                **_COMMON,
+                "batch_uuid": string("The batch POST /detect/batch created", minLength=1),
+                "deployment": {"type": "null", "description": "Only for a wildlife upload"},
+                "options": {"type": "null", "description": "Only for a wildlife upload"},
+            },
+            required=["kind", "batch_uuid"],
+        ),
+    ]
+}
 UPLOAD = obj(
     {
         "id": string(),
@@ -119,6 +141,8 @@ async def create_upload(request: Request, principal: Reference, platform: Platfo
     body = await json_object(request)
     info = await run_in_threadpool(teams.key_info, platform.db, principal.key_id)
     reviewer = body.pop("reviewer", None)
+    if reviewer is not None and not isinstance(reviewer, str):
+        raise bad_request("reviewer must be a string", "reviewer")
     who = reviewer.strip() if isinstance(reviewer, str) and reviewer.strip() else info.reviewer
     up = await run_in_threadpool(svc.create, platform, principal.team_id, who, body)
     view = await run_in_threadpool(svc.view, platform, up)

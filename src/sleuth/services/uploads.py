@@ -139,6 +139,9 @@ def create(platform: Platform, team_id: str, created_by: str, body: dict[str, An
     now = utcnow()
     up.created_at = now
     up.expires_at = now + timedelta(days=platform.settings.result_ttl_days)
+    for name, only in (("batch_uuid", "deepfake"), ("deployment", "wildlife"), ("options", "wildlife")):
+        if kind != only and body.get(name) is not None:
+            raise bad_request(f"{name} is only for a {only} upload", name)
     if kind == "wildlife":
         dep = parse_deployment(body.get("deployment"))
         up.deployment, up.options = dep, job_options(dep, body.get("options"))

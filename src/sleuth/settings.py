@@ -170,7 +170,8 @@ class Settings(BaseSettings):
         description="Model runs on the cores at once (the compute gate, sync requests first); 0 = no limit.",
     )
     compute_max_starve_s: float = Field(
-        default=2.0, description="A job's model run waiting this long for the compute gate goes before sync ones."
+        default=1.0,
+        description="A job's model run waiting this long starts beside sync work (at most once per this long).",
     )
     ort_cpu_arena: Literal["auto", "on", "off"] = Field(
         default="auto",

@@ -73,6 +73,17 @@ def test_interactive_lane_goes_first(db):
         assert s.get(JobItem, claimed[0]).job_id == single
 
 
+def test_a_stream_of_single_uploads_does_not_starve_another_teams_batch(db):
+    from sleuth.platform import jobs
+
+    a, b = _team(db, "singles"), _team(db, "batch")
+    for _ in range(3):
+        _job(db, a, 1, lane="interactive")  # e.g. Prefer: wait uploads
+    _job(db, b, 2)
+    owners = _owner(db, [jobs.claim(db, f"w{k}")[0] for k in range(3)])
+    assert owners == [a, b, a]  # lane first only among teams equally busy
+
+
 def test_claims_filter_by_kind(db):
     from sleuth.platform import jobs
 

@@ -13,8 +13,8 @@ sync request between its runs (:meth:`ComputeGate.interactive_request`: its deco
 too). So a sync request shares the cores with at most the job runs already on them when it arrived, and the
 deepfake models' large activations are held by one run at a time.
 
-One bound on starvation: a job waiter that has waited ``max_starve_s`` (default 2 s) starts beside sync work, at
-most once per ``max_starve_s``, so jobs still drain under a constant sync load.
+One bound on starvation: a job waiter that has waited ``compute_max_starve_s`` (default 1 s) starts beside sync
+work, at most once per that window, so jobs still drain under a constant sync load.
 
 A waiter's priority may be a callable, re-read at every hand-over: a micro-batcher waits for the gate before it
 picks its batch, with the priority of what it holds (an interactive item arriving meanwhile promotes it: the
@@ -83,7 +83,7 @@ class _Waiter:
 class ComputeGate:
     """Sync runs at once, job runs ``slots`` at a time when no sync work runs (see the module doc)."""
 
-    def __init__(self, slots: int = 1, max_starve_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, slots: int = 1, max_starve_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = max(0, slots)  # job runs at once; 0 = no limit
         self.max_starve_s = max_starve_s
         self._clock = clock

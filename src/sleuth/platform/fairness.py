@@ -1,9 +1,11 @@
 """Who runs next among the queued job items, and when the queue is full.
 
 **Fair claims.** Items used to be claimed oldest first, so a team's one-file batch waited behind every item of
-another team's 50-file batches queued before it. :func:`team_order` ranks the teams that have queued items:
-interactive lane first (a single ``/detect``), then the team with the fewest items already ``processing``, then
-the team whose oldest queued item is oldest. :func:`sleuth.platform.jobs.claim` takes that team's oldest item.
+another team's 50-file batches queued before it. :func:`team_order` ranks the teams that have queued items: the
+team with the fewest items already ``processing`` (inline ``Prefer: wait`` runs count) first, then the team with
+an interactive-lane item (a single ``/detect``), then the team whose oldest queued item is oldest. (Lane first
+let one team's stream of single ``Prefer: wait`` uploads starve every other team's batch in a 10-minute soak.)
+:func:`sleuth.platform.jobs.claim` takes that team's oldest item.
 With two workers busy on team A's batch, team B's item is the next one claimed: it waits for one of A's items to
 finish, not for all of them.
 
@@ -50,7 +52,7 @@ def team_order(s: Session, kinds: Sequence[str] | None = None) -> list[str]:
             .group_by(JobItem.team_id)
         ).all()
     )
-    rows.sort(key=lambda r: (r[1] or "", int(busy.get(r[0], 0)), r[2]))
+    rows.sort(key=lambda r: (int(busy.get(r[0], 0)), r[1] or "", r[2]))
     return [r[0] for r in rows]
 
 

@@ -201,8 +201,8 @@ def claim(
 ) -> list[str]:
     """Atomically claim up to ``limit`` queued items of one team, fairly across teams. Returns item ids.
 
-    The team comes from :func:`sleuth.platform.fairness.team_order` (interactive lane first, then the team with
-    the fewest items processing, then the oldest queued item); within the team the oldest item goes first.
+    The team comes from :func:`sleuth.platform.fairness.team_order` (the team with the fewest items processing,
+    then interactive lane first, then the oldest queued item); within the team interactive first, then oldest.
     """
     lease = timedelta(seconds=lease_s or db.settings.job_lease_s)
     now = utcnow()

@@ -107,6 +107,20 @@ ITEM = obj(
         "url": nullable(string("Signed link to the media")),
         "audio_url": _STR,
         "intelligence": {"type": "null"},
+        "verdict": nullable(
+            obj(
+                {
+                    "label": string(enum=["fake", "real", "unknown"]),
+                    "score": _STR,
+                    "certainty": _STR,
+                    "decided_by": nullable(string(enum=["faces", "audio"])),
+                    "parts": obj({}, additionalProperties=True),
+                },
+                required=["label", "score", "certainty", "decided_by", "parts"],
+                additionalProperties=True,
+                description="The item's one decision at the calibrated thresholds (docs/api.md, verdict)",
+            )
+        ),
         "batch_uuid": _STR,
         "created_at": string(format="date-time"),
         "updated_at": nullable(string(format="date-time")),
@@ -134,11 +148,17 @@ BATCH = obj(
         "item": obj(
             {
                 "uuid": string(),
-                "status": string(),
+                "status": string(
+                    "processing until every file is terminal; then completed (all completed), partial (some "
+                    "completed, some failed) or failed (all failed)",
+                    enum=["processing", "completed", "partial", "failed"],
+                ),
                 "total_files": integer(minimum=0),
                 "completed_count": integer(minimum=0),
                 "failed_count": integer(minimum=0),
+                "processing_count": integer(minimum=0),
                 "created_at": string(format="date-time"),
+                "completed_at": nullable(string(format="date-time")),
                 "detect_uuids": array(string()),
                 "items": array(ITEM, "With ?include=results: each file's detect, in upload order"),
             },

@@ -16,7 +16,7 @@ architecture at its native input size against upstream's code on the same random
 (``benchmarks/md_archs.py``; upstream runs in a throwaway venv given by ``--upstream-python``). Usage::
 
     python benchmarks/detector.py [--images 96] [--batch 8] [--repeats 2]
-    python benchmarks/detector.py --megadetector [--upstream-python /work/venvs/mdgold/bin/python]
+    python benchmarks/detector.py --megadetector [--upstream-python .venvs/mdgold/bin/python]
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
     ap.add_argument("--providers", default="", help="ORT providers, comma separated (default: auto)")
     ap.add_argument("--megadetector", action="store_true", help="the converted MegaDetector architectures")
-    ap.add_argument("--upstream-python", default="/work/venvs/mdgold/bin/python", help="venv with yolov5/ultralytics")
+    ap.add_argument("--upstream-python", default=".venvs/mdgold/bin/python", help="venv with yolov5/ultralytics")
     ap.add_argument("--threads", type=int, default=2, help="--megadetector: intra-op threads on both sides")
     a = ap.parse_args(argv)
     if a.megadetector:

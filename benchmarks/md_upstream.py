@@ -5,7 +5,7 @@ Loads a golden release-format checkpoint with upstream's own loader (yolov5: ``t
 the CPU on the letterboxed tensor saved by the caller, and prints one JSON line:
 ``{"images_per_s": ..., "torch": ...}``. Usage (the caller does this)::
 
-    /work/venvs/mdgold/bin/python benchmarks/md_upstream.py CKPT FAMILY TENSOR.npy BATCH REPEATS THREADS
+    .venvs/mdgold/bin/python benchmarks/md_upstream.py CKPT FAMILY TENSOR.npy BATCH REPEATS THREADS
 """
 
 from __future__ import annotations

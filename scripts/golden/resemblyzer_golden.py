@@ -2,10 +2,10 @@
 
 Run it in a THROWAWAY venv that has the upstream package (never in the project's venv):
 
-    python3 -m venv /work/venvs/resemblyzer
-    /work/venvs/resemblyzer/bin/pip install torch==2.13.0
-    /work/venvs/resemblyzer/bin/pip install resemblyzer==0.1.4 "setuptools<70"   # librosa 0.11, webrtcvad 2.0.10
-    /work/venvs/resemblyzer/bin/python scripts/golden/resemblyzer_golden.py ../shared/data/audio \
+    python3 -m venv .venvs/resemblyzer
+    .venvs/resemblyzer/bin/pip install torch==2.13.0
+    .venvs/resemblyzer/bin/pip install resemblyzer==0.1.4 "setuptools<70"   # librosa 0.11, webrtcvad 2.0.10
+    .venvs/resemblyzer/bin/python scripts/golden/resemblyzer_golden.py ../shared/data/audio \
         tests/identity/golden/resemblyzer.json
 
 For each of a few shared real speech files (utterances 0000 and 0001 of every speaker) it records:

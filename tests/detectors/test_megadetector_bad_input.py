@@ -67,7 +67,7 @@ def test_truncated_checkpoint_that_passes_its_digest_fails_conversion_cleanly(
     with pytest.raises(ConversionError) as e:
         ensure(entry_name(ARCH), s)
     assert f"{ARCH}.pt" in str(e.value) and "not a readable PyTorch checkpoint" in str(e.value)
-    assert _cache_files(s) == ["digests.json", f"{ARCH}.pt"]  # the verified download stays; nothing converted
+    assert _cache_files(s) == []  # the cache as it was before the pull: the download is dropped, nothing converted
 
 
 class _Runs:

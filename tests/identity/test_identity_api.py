@@ -256,7 +256,7 @@ def _jpeg() -> bytes:
     [
         ("/identity", {"name": "empty"}, {"file": ("empty.wav", b"")}, "file", None),
         ("/identity", {"name": "face"}, {"file": ("me.png", _png(), "image/png")}, "file", "face_identity_unavailable"),
-        ("/identity", {"name": "jpeg"}, {"file": ("me.wav", _jpeg(), "audio/wav")}, "file", "invalid_media"),
+        ("/identity", {"name": "jpeg"}, {"file": ("me.wav", _jpeg(), "audio/wav")}, "file", "media_type_mismatch"),
         ("/identity", {"name": "txt"}, {"file": ("notes.txt", b"hello", "text/plain")}, "file", None),
         ("/identity", {}, {"file": _file("367", 1)}, "name", None),
         ("/identity", {"name": "x", "type": "face"}, {"file": _file("367", 1)}, "type", "face_identity_unavailable"),

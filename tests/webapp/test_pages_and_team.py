@@ -124,13 +124,13 @@ def test_new_routes_declare_their_responses(client):
     """Each route this app adds declares its body and the statuses it returns (no undeclared 422)."""
     doc = client.get("/openapi.json").json()
     ops = {
-        ("/v1/reviews", "post"): {"201", "400", "401", "404", "429"},
+        ("/v1/reviews", "post"): {"201", "400", "401", "404", "413", "429"},
         ("/v1/exports", "get"): {"200", "400", "401", "404", "409", "429"},
-        ("/v1/upload-groups", "post"): {"201", "400", "401", "404", "429"},
+        ("/v1/upload-groups", "post"): {"201", "400", "401", "404", "413", "429"},
         ("/v1/team/webhook-secret/rotate", "post"): {"200", "401", "429"},
-        ("/detect/{uuid}/timeline", "get"): {"200", "401", "404", "429"},
-        ("/v1/jobs/{job_id}/image", "get"): {"200", "206", "401", "403", "404", "416"},
-        ("/detect/{uuid}/media", "get"): {"200", "206", "401", "403", "404", "416"},
+        ("/detect/{uuid}/timeline", "get"): {"200", "400", "401", "404", "429"},
+        ("/v1/jobs/{job_id}/image", "get"): {"200", "206", "400", "401", "403", "404", "416", "429"},
+        ("/detect/{uuid}/media", "get"): {"200", "206", "400", "401", "403", "404", "416", "429"},
     }
     for (path, method), statuses in ops.items():
         op = doc["paths"][path][method]

@@ -203,3 +203,24 @@ def test_upload_group_optional_fields_take_null_and_coordinates_are_numbers(clie
     body["deployment"] = dep | {"latitude": "-1.5", "longitude": "35"}
     r = client.post("/v1/upload-groups", headers=auth, json=body)
     assert r.status_code == 400 and r.json()["error"]["field"] == "deployment.latitude", r.text
+
+
+def test_json_text_a_database_cannot_hold_is_400(client, team_key):
+    """A NUL character (PostgreSQL refuses it in text) or an unpaired surrogate (not UTF-8) anywhere in a JSON body
+    is a 400 naming the field, never a 500 (schemathesis found a NUL in batch_uuid giving one on PostgreSQL)."""
+    _team, auth = team_key
+    json_headers = auth | {"Content-Type": "application/json"}
+    cases = [
+        ("/v1/upload-groups", b'{"kind": "deepfake", "batch_uuid": "j\\u0000x"}', "batch_uuid"),
+        ("/v1/upload-groups", b'{"kind": "deepfake", "name": "a\\udad2b", "batch_uuid": "x"}', "name"),
+        ("/v1/reviews", b'{"reviewer": "\\u0000", "result_id": "x"}', "reviewer"),
+        ("/v1/jobs", b'{"filename": "a\\u0000.jpg", "content_type": "image/jpeg"}', "filename"),
+        ("/v1/jobs", b'{"options": {"x": ["\\ud800"]}, "filename": "a.jpg"}', "options"),
+    ]
+    for path, body, field in cases:
+        r = client.post(path, headers=json_headers, content=body)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"]["field"] == field, (path, r.text)
+    body = {"name": "Kruger \U0001f418 pole", "deployment": {"name": "p"}}
+    ok = client.post("/v1/upload-groups", headers=auth, json=body)
+    assert ok.status_code == 201, ok.text  # real non-ASCII text, emoji included, is fine

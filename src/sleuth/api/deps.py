@@ -28,7 +28,34 @@ async def json_object(request: Request, empty: object = None) -> dict[str, Any]:
         raise SleuthError(400, "invalid_request", f"Invalid JSON body: {e}"[:300]) from None
     if not isinstance(body, dict):
         raise SleuthError(400, "invalid_request", "JSON body must be an object")
+    for key, value in body.items():
+        if not _storable(key) or not _storable(value):
+            raise SleuthError(
+                400,
+                "invalid_request",
+                f"'{key.encode('utf-8', 'backslashreplace').decode()[:60]}' holds text that cannot be stored: a NUL "
+                "character or an unpaired UTF-16 surrogate (\\ud800-\\udfff)",
+                key if _storable(key) else None,
+            )
     return body
+
+
+def _storable(value: object) -> bool:
+    """Whether every string in a parsed JSON value is text a database can hold: no NUL (PostgreSQL refuses it in
+    text), no lone surrogate (not encodable as UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def get_platform(request: Request) -> Platform:

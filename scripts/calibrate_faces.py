@@ -22,8 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import audio_calibrate  # noqa: E402  (the sibling script: one Wilson interval)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "sleuth" / "data" / "calibration" / "deepfake-faces.json"
@@ -57,14 +61,10 @@ def choose(reals: list[float], fakes: list[float], max_fa: float = MAX_FALSE_ALA
     return round((floor_ + nxt) / 2, 6)
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (round(max(0.0, c - h), 3), round(min(1.0, c + h), 3))
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson interval of scripts/audio_calibrate.py, to 3 decimals."""
+    lo, hi = audio_calibrate.wilson(k, n)
+    return (round(lo, 3), round(hi, 3))
 
 
 def held_out(clips: list[dict[str, Any]], key: str) -> dict[str, Any]:

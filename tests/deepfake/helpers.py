@@ -20,3 +20,10 @@ def wav_bytes(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, seed: 
         w.setframerate(sr)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
+
+
+def detect_wait(c, auth, name, data, **fields):  # type: ignore[no-untyped-def]
+    """POST /detect with ``Prefer: wait`` through a TestClient: the item of a 200 answer."""
+    r = c.post("/detect", headers={**auth, "Prefer": "wait"}, files={"file": (name, data)}, data=fields)
+    assert r.status_code == 200, r.text
+    return r.json()["item"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import wav_bytes  # noqa: E402
+from helpers import detect_wait, wav_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -35,12 +35,6 @@ def client(settings):
     auth = {"Authorization": f"Bearer {create_key(db, create_team(db, 'fixes').id).key}"}
     with TestClient(app) as c:
         yield c, auth
-
-
-def _detect(c, auth, name, data, **fields):
-    r = c.post("/detect", headers={**auth, "Prefer": "wait"}, files={"file": (name, data)}, data=fields)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
 
 
 def _talking_clip(path: Path, video_s: float = 3.0, audio_s: float = 1.5) -> Path:
@@ -148,7 +142,7 @@ def test_thresholds_come_from_the_calibration_files():
 @needs_torch
 def test_start_region_after_a_keyframe_still_finds_faces(client):
     c, auth = client
-    item = _detect(c, auth, "004.mp4", CLIP.read_bytes(), start_region="10", max_video_secs="1")
+    item = detect_wait(c, auth, "004.mp4", CLIP.read_bytes(), start_region="10", max_video_secs="1")
     frames = [f for w in item["video_metrics"]["children"] for f in w["children"]]
     assert len(frames) == 2 and all(f["children"] for f in frames)  # was: "NoFace" for every frame
     assert item["video_metrics"]["label"] in ("Fake", "Real")
@@ -168,9 +162,9 @@ def test_seeking_decodes_the_same_pixels_as_decoding_from_the_start():
 @needs_torch
 def test_video_duration_is_the_containers_and_audio_url_is_set(client, tmp_path):
     c, auth = client
-    silent = _detect(c, auth, "004.mp4", CLIP.read_bytes(), max_video_secs="1")
+    silent = detect_wait(c, auth, "004.mp4", CLIP.read_bytes(), max_video_secs="1")
     assert silent["duration"] == "12.36" and silent["audio_url"] is None and silent["metrics"] == {}
-    talk = _detect(c, auth, "talk.mp4", _talking_clip(tmp_path / "talk.mp4").read_bytes(), frame_length="1")
+    talk = detect_wait(c, auth, "talk.mp4", _talking_clip(tmp_path / "talk.mp4").read_bytes(), frame_length="1")
     assert talk["status"] == "completed" and talk["metrics"]["score"]
     assert abs(float(talk["duration"]) - 3.0) < 0.2  # the video's 3 s, not the audio track's 1.5 s
     assert talk["audio_url"] and talk["audio_url"] == talk["url"]
@@ -192,7 +186,7 @@ def test_renamed_and_long_named_files(client):
         "/detect/batch", headers=auth, files=[("files[]", ("a.wav", wav_bytes(0.5))), ("files[]", ("b.wav", jpeg))]
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "media_type_mismatch"
-    item = _detect(c, auth, "f" * 296 + ".jpg", jpeg)
+    item = detect_wait(c, auth, "f" * 296 + ".jpg", jpeg)
     assert item["status"] == "completed" and item["media_type"] == "image" and item["filename"].endswith(".jpg")
 
 
@@ -231,7 +225,7 @@ def test_callback_body_has_absolute_urls_without_public_url(client):
 
     c, auth = client
     assert not c.app.state.platform.settings.public_url
-    item = _detect(c, auth, "a.wav", wav_bytes(1.0), callback_url="http://127.0.0.1:9/hook")
+    item = detect_wait(c, auth, "a.wav", wav_bytes(1.0), callback_url="http://127.0.0.1:9/hook")
     with c.app.state.platform.db.session() as s:
         payload = s.scalar(select(WebhookDelivery.payload))
     body = payload if isinstance(payload, dict) else json.loads(payload)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import wav_bytes  # noqa: E402
+from helpers import detect_wait, wav_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -36,15 +36,9 @@ def vclient(settings):
         yield c, auth
 
 
-def _detect(c, auth, name, data, **fields):
-    r = c.post("/detect", headers={**auth, "Prefer": "wait"}, files={"file": (name, data)}, data=fields)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
-
-
 def test_face_image_gets_image_metrics_and_heatmap(vclient):
     c, auth = vclient
-    item = _detect(c, auth, "df00204.jpg", (DATA / "faces" / "df" / "df00204.jpg").read_bytes(), visualize="true")
+    item = detect_wait(c, auth, "df00204.jpg", (DATA / "faces" / "df" / "df00204.jpg").read_bytes(), visualize="true")
     assert item["status"] == "completed" and item["media_type"] == "image"
     im = item["image_metrics"]
     assert im["type"] == "facial" and im["label"] in ("fake", "real") and 0 <= float(im["score"]) <= 1
@@ -61,7 +55,7 @@ def test_image_without_face_is_not_called_real(vclient):
     c, auth = vclient
     buf = io.BytesIO()
     Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))).convert("RGB").save(buf, "PNG")
-    item = _detect(c, auth, "gradient.png", buf.getvalue())
+    item = detect_wait(c, auth, "gradient.png", buf.getvalue())
     im = item["image_metrics"]
     assert im["label"] != "real" and im["score"] is None and "no face" in im["description"]
 
@@ -69,7 +63,7 @@ def test_image_without_face_is_not_called_real(vclient):
 def test_video_gets_video_metrics_tree_and_timeline(vclient):
     c, auth = vclient
     clip = (DATA / "video" / "ffpp" / "original" / "004.mp4").read_bytes()
-    item = _detect(c, auth, "004.mp4", clip, frame_length="2", max_video_secs="4", visualize="true")
+    item = detect_wait(c, auth, "004.mp4", clip, frame_length="2", max_video_secs="4", visualize="true")
     assert item["status"] == "completed" and item["media_type"] == "video"
     vm = item["video_metrics"]
     assert vm["label"] in ("Fake", "Real") and 0 <= float(vm["certainty"]) <= 1
@@ -105,7 +99,7 @@ def test_video_with_audio_track_gets_audio_metrics(vclient, tmp_path):
             for p in stream.encode(None):
                 out.mux(p)
     c, auth = vclient
-    item = _detect(c, auth, "talk.mp4", path.read_bytes(), frame_length="1")
+    item = detect_wait(c, auth, "talk.mp4", path.read_bytes(), frame_length="1")
     assert item["status"] == "completed"
     assert item["metrics"] is not None and len(item["metrics"]["score"]) >= 2
     assert item["video_metrics"]["label"] == "unknown"  # no face in a flat grey video
@@ -137,14 +131,14 @@ def test_hostile_video_fails_item_with_reason(vclient, tmp_path, name, data):
             for pkt in [*s.encode(af), *s.encode(None)]:
                 out.mux(pkt)
         data = p.read_bytes()
-    item = _detect(c, auth, name, data)
+    item = detect_wait(c, auth, name, data)
     assert item["status"] == "failed" and item["error_message"]
 
 
 def test_zero_retention_keeps_no_image_heatmap(vclient):
     c, auth = vclient
     face = (DATA / "faces" / "real" / sorted(p.name for p in (DATA / "faces" / "real").iterdir())[0]).read_bytes()
-    item = _detect(c, auth, "face.jpg", face, visualize="true", zero_retention_mode="true")
+    item = detect_wait(c, auth, "face.jpg", face, visualize="true", zero_retention_mode="true")
     assert item["status"] == "completed" and item["file_deleted_at"]
     assert item["image_metrics"]["image"] is None and "zero retention" in item["notes"][0]
     storage = c.app.state.platform.storage

@@ -74,19 +74,7 @@ async def usage(principal: UsageAuth, platform: PlatformDep) -> dict[str, Any]:
         }
         status = "active"
     else:
-        credit_block = {
-            k: None
-            for k in (
-                "included_total",
-                "included_used",
-                "included_remaining",
-                "top_up_balance",
-                "grace_limit",
-                "grace_used",
-                "grace_remaining",
-                "total_available",
-            )
-        }
+        credit_block = dict.fromkeys(doc.CREDIT_FIELDS)
         credit_block["unlimited"] = True
         status = "unlimited"
     return {

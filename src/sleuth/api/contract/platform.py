@@ -13,23 +13,21 @@ READY = obj(
     required=["status", "checks"],
 )
 _N = nullable(integer())
+# Animal Detect's credit counters, as /v1/usage answers them (all null with billing off)
+CREDIT_FIELDS = (
+    "included_total",
+    "included_used",
+    "included_remaining",
+    "top_up_balance",
+    "grace_limit",
+    "grace_used",
+    "grace_remaining",
+    "total_available",
+)
 USAGE = obj(
     {
         "credits": obj(
-            {
-                k: _N
-                for k in (
-                    "included_total",
-                    "included_used",
-                    "included_remaining",
-                    "top_up_balance",
-                    "grace_limit",
-                    "grace_used",
-                    "grace_remaining",
-                    "total_available",
-                    "reserved",
-                )
-            }
+            {k: _N for k in (*CREDIT_FIELDS, "reserved")}
             | {"unlimited": {"type": "boolean"}},
             description="All null, and unlimited: true, with billing off",
         ),

@@ -46,6 +46,8 @@ def _storable(value: object) -> bool:
     if isinstance(value, str):
         if "\x00" in value:
             return False
+        if value.isascii():  # base64 images: no copy of a large body just to look for surrogates
+            return True
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -32,6 +32,7 @@ from sleuth.platform.errors import SleuthError, bad_request
 from sleuth.platform.expiry import track_object
 from sleuth.platform.ssrf import allow_hosts_from, check_url, fetch
 from sleuth.services import deepfake as svc
+from sleuth.services import resemble_types
 from sleuth.services.media import (
     MediaRejected,
     as_stream,
@@ -499,14 +500,7 @@ async def list_detects(
 ) -> Any:
     rows, total = await run_in_threadpool(svc.list_items, platform, principal.team_id, page, page_size)
     base, sign = _base_url(request, platform), _signer(platform)
-    return {
-        "success": True,
-        "page": page,
-        "num_pages": max(1, -(-total // page_size)),
-        "page_size": page_size,
-        "total_count": total,
-        "items": [svc.item_view(i, j, base, sign) for i, j in rows],
-    }
+    return resemble_types.page([svc.item_view(i, j, base, sign) for i, j in rows], total, page, page_size)
 
 
 @router.post(

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sleuth.api import routing
+from sleuth.api.contract.deepfake import page_of
 from sleuth.api.deepfake import Staged
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import (
@@ -41,6 +42,7 @@ from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError, bad_request
 from sleuth.platform.ssrf import allow_hosts_from, fetch
 from sleuth.services import identity as svc
+from sleuth.services import resemble_types
 from sleuth.services.media import safe_name
 
 router = APIRouter(tags=["identity"])
@@ -223,17 +225,7 @@ async def search_identity(request: Request, principal: Inference, platform: Plat
     responses=responses(
         routing.DEEPFAKE,
         {
-            200: obj(
-                {
-                    **OK,
-                    "page": integer(minimum=1),
-                    "num_pages": integer(minimum=1),
-                    "page_size": integer(minimum=1),
-                    "total_count": integer(minimum=0),
-                    "items": array(IDENTITY),
-                },
-                ["success", "items"],
-            )
+            200: page_of(IDENTITY)
         },
         400,
         401,
@@ -247,14 +239,7 @@ async def list_identities(
     page_size: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Any:
     items, total = await run_in_threadpool(svc.list_page, platform, principal.team_id, page, page_size)
-    return {
-        "success": True,
-        "page": page,
-        "num_pages": max(1, -(-total // page_size)),
-        "page_size": page_size,
-        "total_count": total,
-        "items": items,
-    }
+    return resemble_types.page(items, total, page, page_size)
 
 
 @router.get(

@@ -13,8 +13,9 @@ from fastapi import APIRouter, FastAPI, Query
 from starlette.concurrency import run_in_threadpool
 
 from sleuth.api import routing
+from sleuth.api.contract.deepfake import page_of
 from sleuth.api.deps import PlatformDep, Reference
-from sleuth.api.openapi import array, integer, nullable, obj, responses, string
+from sleuth.api.openapi import nullable, obj, responses, string
 from sleuth.services import source_tracing as svc
 
 router = APIRouter(tags=["deepfake"])
@@ -33,17 +34,7 @@ TRACING = obj(
     ["uuid", "detect_uuid", "results", "created_at"],
 )
 ONE = obj({"success": {"type": "boolean"}, "item": TRACING}, ["success", "item"])
-PAGE = obj(
-    {
-        "success": {"type": "boolean"},
-        "page": integer(minimum=1),
-        "num_pages": integer(minimum=1),
-        "page_size": integer(minimum=1),
-        "total_count": integer(minimum=0),
-        "items": array(TRACING),
-    },
-    ["success", "page", "num_pages", "page_size", "total_count", "items"],
-)
+PAGE = page_of(TRACING)
 
 
 @router.get(

@@ -149,3 +149,15 @@ def conform(view: dict[str, Any]) -> dict[str, Any]:
     if "verdict" in view:
         view["verdict"] = verdict(view.get("verdict"))
     return view
+
+
+def page(items: list[Any], total: int, page: int, page_size: int) -> dict[str, Any]:
+    """Resemble's paged list body: the items of ``page`` (1-based) and the counts a client pages with."""
+    return {
+        "success": True,
+        "page": page,
+        "num_pages": max(1, -(-total // page_size)),
+        "page_size": page_size,
+        "total_count": total,
+        "items": items,
+    }

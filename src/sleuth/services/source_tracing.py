@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sleuth.db.models import Job, JobItem, utcnow
 from sleuth.platform.context import Platform
 from sleuth.platform.errors import SleuthError
+from sleuth.services import resemble_types
 from sleuth.services.deepfake import KIND, _iso
 
 
@@ -54,11 +55,4 @@ def list_tracings(platform: Platform, team_id: str, page: int, page_size: int) -
     rows = _traced(platform, team_id)
     total = len(rows)
     part = rows[(page - 1) * page_size : page * page_size]
-    return {
-        "success": True,
-        "page": page,
-        "num_pages": max(1, -(-total // page_size)),
-        "page_size": page_size,
-        "total_count": total,
-        "items": [tracing_view(r) for r in part],
-    }
+    return resemble_types.page([tracing_view(r) for r in part], total, page, page_size)

@@ -131,17 +131,24 @@ ITEM = obj(
     additionalProperties=True,
 )
 ONE = obj({"success": boolean(), "item": ITEM}, required=["success", "item"])
-PAGE = obj(
-    {
-        "success": boolean(),
-        "page": integer(minimum=1),
-        "num_pages": integer(minimum=1),
-        "page_size": integer(minimum=1),
-        "total_count": integer(minimum=0),
-        "items": array(ITEM),
-    },
-    required=["success", "page", "num_pages", "page_size", "total_count", "items"],
-)
+
+
+def page_of(item: Schema) -> Schema:
+    """Resemble's paged list envelope (GET /detect, /identity, /audio_source_tracings) around ``item``."""
+    return obj(
+        {
+            "success": boolean(),
+            "page": integer(minimum=1),
+            "num_pages": integer(minimum=1),
+            "page_size": integer(minimum=1),
+            "total_count": integer(minimum=0),
+            "items": array(item),
+        },
+        required=["success", "page", "num_pages", "page_size", "total_count", "items"],
+    )
+
+
+PAGE = page_of(ITEM)
 BATCH = obj(
     {
         "success": boolean(),

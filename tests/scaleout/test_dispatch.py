@@ -67,7 +67,7 @@ def _purge_queue(settings: Any, kind: str) -> None:
 
 def test_local_dispatch_wakes_the_in_process_worker(platform) -> None:  # type: ignore[no-untyped-def]
     from sleuth.platform.dispatch import dispatch
-    from sleuth.platform.jobs import Worker
+    from sleuth.platform.worker import Worker
 
     w = Worker(platform)
     platform.extras["worker"] = w

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
 
 
 def _start_workers(platform: Platform) -> None:
-    from sleuth.platform.jobs import Worker
+    from sleuth.platform.worker import Worker
     from sleuth.services import load_handlers
 
     load_handlers()

@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
         """Run job workers (claim queued items, heartbeat, reap dead workers, deliver callbacks)."""
         from sleuth.db.migrate import upgrade
         from sleuth.platform.context import Platform
-        from sleuth.platform.jobs import Worker
         from sleuth.platform.webhooks import Deliverer
+        from sleuth.platform.worker import Worker
         from sleuth.services import load_handlers
         from sleuth.settings import get_settings
 

@@ -1,6 +1,6 @@
 """Dispatch of queued job items to workers: an in-process wake-up or a Celery queue.
 
-``SLEUTH_QUEUE=local`` (default): the API process runs :class:`~sleuth.platform.jobs.Worker`
+``SLEUTH_QUEUE=local`` (default): the API process runs :class:`~sleuth.platform.worker.Worker`
 threads that poll the database; :func:`dispatch` only wakes them.
 
 ``SLEUTH_QUEUE=celery``: :func:`dispatch` publishes one message per item id to the queue

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -417,84 +416,3 @@ def run_item(platform: Any, item_id: str, worker_id: str) -> str:
                 except Exception:
                     log.exception("after-item hook failed for %s", item_id)
     return outcome
-
-
-class Worker:
-    """In-process worker threads: claim, run, heartbeat; plus a reaper."""
-
-    def __init__(self, platform: Any, threads: int = 2, poll_s: float = 0.2, kinds: list[str] | None = None) -> None:
-        self.platform = platform
-        self.threads = max(1, threads)
-        self.poll_s = poll_s
-        self.kinds = kinds
-        self.id = worker_name()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._inflight: set[str] = set()
-        self._lock = threading.Lock()
-        self._pool: list[threading.Thread] = []
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> Worker:
-        for n in range(self.threads):
-            t = threading.Thread(target=self._loop, name=f"sleuth-worker-{n}", daemon=True)
-            t.start()
-            self._pool.append(t)
-        hb = threading.Thread(target=self._heartbeat_loop, name="sleuth-heartbeat", daemon=True)
-        hb.start()
-        self._pool.append(hb)
-        return self
-
-    def _loop(self) -> None:
-        db = self.platform.db
-        while not self._stop.is_set():
-            try:
-                ids = claim(db, self.id, 1, kinds=self.kinds)
-            except Exception:
-                log.exception("claim failed")
-                ids = []
-            if not ids:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-                continue
-            for item_id in ids:
-                with self._lock:
-                    self._inflight.add(item_id)
-                try:
-                    run_item(self.platform, item_id, self.id)
-                finally:
-                    with self._lock:
-                        self._inflight.discard(item_id)
-
-    def _heartbeat_loop(self) -> None:
-        db = self.platform.db
-        period = db.settings.job_heartbeat_s
-        while not self._stop.wait(period):
-            try:
-                with self._lock:
-                    ids = list(self._inflight)
-                heartbeat(db, self.id, ids)
-                reap(db)
-            except Exception:
-                log.exception("heartbeat/reap failed")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        for t in self._pool:
-            t.join(timeout)
-
-
-def drain(platform: Any, worker_id: str | None = None, max_items: int = 10_000) -> int:
-    """Run queued items in the calling thread until none is left (tests, CLI one-shot)."""
-    wid = worker_id or worker_name()
-    n = 0
-    while n < max_items:
-        ids = claim(platform.db, wid, 1)
-        if not ids:
-            return n
-        run_item(platform, ids[0], wid)
-        n += 1
-    return n

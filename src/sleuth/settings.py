@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     queue: Literal["local", "celery"] = Field(default="local", description="Job dispatch: in-process or Celery.")
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
     workers: int = Field(default=2, description="In-process job worker threads (0 = none, use `sleuth worker`).")
+    fair_workers: int = Field(
+        default=1,
+        description="Extra worker threads that only claim items of teams with nothing processing, so a small "
+        "batch need not wait behind another team's large one (each in-process worker has them; 0 = none).",
+    )
     max_queued_items: int = Field(
         default=20000, description="Job items waiting in all (pending + queued); more = 503 queue_full; 0 = no limit."
     )
@@ -172,6 +177,11 @@ class Settings(BaseSettings):
     compute_max_starve_s: float = Field(
         default=1.0,
         description="A job's model run waiting this long starts beside sync work (at most once per this long).",
+    )
+    heap_trim: bool = Field(
+        default=True,
+        description="Give the C heap's free pages back to the OS after job items (glibc malloc_trim, at most "
+        "once a second): keeps a long-running server's RSS from creeping up.",
     )
     ort_cpu_arena: Literal["auto", "on", "off"] = Field(
         default="auto",

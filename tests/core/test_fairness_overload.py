@@ -93,6 +93,75 @@ def test_claims_filter_by_kind(db):
     assert len(jobs.claim(db, "w1", kinds=["other-kind"])) == 1
 
 
+def test_idle_teams_only_claims_skip_teams_with_an_item_processing(db):
+    from sleuth.platform import jobs
+
+    a, b = _team(db, "bulk"), _team(db, "small")
+    _job(db, a, 5)
+    assert _owner(db, jobs.claim(db, "w1", idle_teams_only=True)) == [a]  # nothing processing yet
+    assert jobs.claim(db, "fair", idle_teams_only=True) == []  # team a has one processing: not an idle team
+    _job(db, b, 1)
+    assert _owner(db, jobs.claim(db, "fair", idle_teams_only=True)) == [b]
+    assert jobs.claim(db, "fair", idle_teams_only=True) == []
+    assert _owner(db, jobs.claim(db, "w2")) == [a]  # the ordinary claim still drains the busy team
+
+
+def _blocking_worker(settings, db, fair_threads):
+    """A Worker whose items of team 'bulk' block until released; other teams' items finish at once."""
+    import threading
+
+    from sleuth.db.models import JobItem
+    from sleuth.platform import jobs
+    from sleuth.platform.context import Platform
+    from sleuth.platform.worker import Worker
+
+    release = threading.Event()
+    bulk = _team(db, "bulk")
+
+    def handler(platform, item, job):
+        if item.team_id == bulk:
+            release.wait(60)
+        return {"ok": True}
+
+    jobs.register_kind("fair-kind", handler)
+    platform = Platform.create(settings)
+    w = Worker(platform, threads=2, poll_s=0.05, fair_threads=fair_threads, kinds=["fair-kind"]).start()
+
+    def status(job_id):
+        with db.session() as s:
+            return [i.status for i in s.scalars(select(JobItem).where(JobItem.job_id == job_id))]
+
+    return w, release, bulk, status
+
+
+@pytest.mark.parametrize("fair_threads", [1, 0])
+def test_a_small_batch_runs_while_another_team_fills_every_worker(settings, db, fair_threads):
+    import time
+
+    from sleuth.platform import jobs
+
+    w, release, bulk, status = _blocking_worker(settings, db, fair_threads)
+    try:
+        big = jobs.create_job(db, bulk, "fair-kind", [jobs.ItemSpec(filename=f"{i}") for i in range(6)]).id
+        deadline = time.monotonic() + 20
+        while status(big).count("processing") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert status(big).count("processing") == 2  # both ordinary threads are held by the bulk team
+        small = jobs.create_job(db, _team(db, "small"), "fair-kind", [jobs.ItemSpec(filename="one")]).id
+        w.wake()
+        deadline = time.monotonic() + (20 if fair_threads else 1.5)
+        while status(small) != ["completed"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if fair_threads:
+            assert status(small) == ["completed"]  # claimed by the fair-share thread, not after a bulk item
+            assert status(big).count("processing") == 2 and status(big).count("queued") == 4
+        else:
+            assert status(small) == ["queued"]  # without it the small batch waits for one of the bulk items
+    finally:
+        release.set()
+        w.stop()
+
+
 @pytest.mark.parametrize("caps", [{"max_queued_items_per_team": 3}, {"max_queued_items": 3}])
 def test_full_queue_is_503_with_retry_after_and_writes_nothing(settings, caps):
     from sleuth.db.engine import Database

@@ -224,9 +224,7 @@ async def search_identity(request: Request, principal: Inference, platform: Plat
     summary="List the team's identities (paged, newest first)",
     responses=responses(
         routing.DEEPFAKE,
-        {
-            200: page_of(IDENTITY)
-        },
+        {200: page_of(IDENTITY)},
         400,
         401,
         429,

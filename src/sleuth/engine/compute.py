@@ -16,6 +16,14 @@ deepfake models' large activations are held by one run at a time.
 One bound on starvation: a job waiter that has waited ``compute_max_starve_s`` (default 1 s) starts beside sync
 work, at most once per that window, so jobs still drain under a constant sync load.
 
+**Fair across teams.** Job waiters are not served first come first served but by their team's recent use of the
+gate (:func:`team_scope`, set by :func:`sleuth.platform.jobs.run_item` for the item's team): the team that held
+the gate for the fewest seconds, with an exponential decay of ``TEAM_HALF_LIFE_S``, goes first, ties by arrival.
+A team running 50-file batches on every worker has used the gate for most of the last minute, so another team's
+one-file batch takes the next free slot for each of its runs instead of queueing behind the batch's runs; and as
+soon as it has used more than the batch team, the batch team goes first again. Work without a team (the
+micro-batchers' job lane, which may mix teams) counts as one team of its own.
+
 A waiter's priority may be a callable, re-read at every hand-over: a micro-batcher waits for the gate before it
 picks its batch, with the priority of what it holds (an interactive item arriving meanwhile promotes it: the
 batcher calls :meth:`ComputeGate.nudge`).
@@ -42,15 +50,19 @@ __all__ = [
     "GatedSession",
     "compute_gate",
     "current_priority",
+    "current_team",
     "priority_scope",
     "reset_gate",
+    "team_scope",
 ]
 
 INTERACTIVE = 0
 JOB = 1
 Priority = int | Callable[[], int]
+TEAM_HALF_LIFE_S = 30.0  # how fast a team's use of the gate is forgotten (fair order of job waiters)
 
 _priority: contextvars.ContextVar[int] = contextvars.ContextVar("sleuth_compute_priority", default=JOB)
+_team: contextvars.ContextVar[str | None] = contextvars.ContextVar("sleuth_compute_team", default=None)
 
 
 def current_priority() -> int:
@@ -67,12 +79,27 @@ def priority_scope(priority: int) -> Iterator[None]:
         _priority.reset(token)
 
 
+def current_team() -> str | None:
+    return _team.get()
+
+
+@contextmanager
+def team_scope(team: str | None) -> Iterator[None]:
+    """Job runs of the calling thread inside the block are accounted to ``team`` (the gate's fair order)."""
+    token = _team.set(team)
+    try:
+        yield
+    finally:
+        _team.reset(token)
+
+
 @dataclass
 class _Waiter:
     ticket: int
     priority: Priority
     since: float
     thread: int
+    team: str | None = None
     granted: bool = False
 
     def level(self) -> int:
@@ -80,17 +107,33 @@ class _Waiter:
         return int(p() if callable(p) else p)
 
 
+@dataclass
+class _Holder:
+    level: int
+    team: str | None
+    since: float
+    depth: int = 1
+
+
 class ComputeGate:
     """Sync runs at once, job runs ``slots`` at a time when no sync work runs (see the module doc)."""
 
-    def __init__(self, slots: int = 1, max_starve_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        slots: int = 1,
+        max_starve_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        team_half_life_s: float = TEAM_HALF_LIFE_S,
+    ) -> None:
         self.slots = max(0, slots)  # job runs at once; 0 = no limit
         self.max_starve_s = max_starve_s
+        self.team_half_life_s = team_half_life_s
         self._clock = clock
         self._cond = threading.Condition()
         self._tickets = itertools.count()
         self._waiters: list[_Waiter] = []
-        self._holders: dict[int, list[int]] = {}  # thread id -> [depth, level]
+        self._holders: dict[int, _Holder] = {}  # thread id -> what it runs
+        self._usage: dict[str | None, tuple[float, float]] = {}  # team -> (decayed gate seconds, as of when)
         self._requests = 0  # sync requests running (interactive_request)
         self._last_starved = float("-inf")  # when a starved job run last started during sync work
         self.grants: list[int] = []  # priority of each grant, newest last (bounded; tests and stats)
@@ -115,9 +158,10 @@ class ComputeGate:
         me = threading.get_ident()
         with self._cond:
             if me in self._holders:
-                self._holders[me][0] += 1
+                self._holders[me].depth += 1
                 return
-            w = _Waiter(next(self._tickets), current_priority() if priority is None else priority, self._clock(), me)
+            prio = current_priority() if priority is None else priority
+            w = _Waiter(next(self._tickets), prio, self._clock(), me, current_team())
             self._waiters.append(w)
             self._dispatch()
             try:
@@ -137,10 +181,12 @@ class ComputeGate:
         me = threading.get_ident()
         with self._cond:
             held = self._holders.get(me)
-            if held is not None and held[0] > 1:
-                held[0] -= 1
+            if held is not None and held.depth > 1:
+                held.depth -= 1
                 return
-            self._holders.pop(me, None)
+            held = self._holders.pop(me, None)
+            if held is not None and held.level > INTERACTIVE:
+                self._account(held.team, self._clock() - held.since)
             self._dispatch()
 
     def nudge(self) -> None:
@@ -167,16 +213,35 @@ class ComputeGate:
             return {
                 "slots": self.slots,
                 "running": len(self._holders),
-                "running_interactive": sum(1 for h in self._holders.values() if h[1] <= INTERACTIVE),
+                "running_interactive": sum(1 for h in self._holders.values() if h.level <= INTERACTIVE),
                 "sync_requests": self._requests,
                 "waiting_interactive": sum(1 for v in levels if v <= INTERACTIVE),
                 "waiting_job": sum(1 for v in levels if v > INTERACTIVE),
+                "team_seconds": {str(t): round(self._used(t), 3) for t in self._usage},
             }
 
+    def team_usage(self, team: str | None) -> float:
+        """``team``'s decayed seconds of job runs (the fair order's key)."""
+        with self._cond:
+            return self._used(team)
+
     # ------------------------------------------------------------------ internals
+    def _used(self, team: str | None) -> float:
+        value, at = self._usage.get(team, (0.0, 0.0))
+        if value <= 0.0 or self.team_half_life_s <= 0:
+            return value
+        return value * 0.5 ** (max(0.0, self._clock() - at) / self.team_half_life_s)
+
+    def _account(self, team: str | None, seconds: float) -> None:
+        now = self._clock()
+        self._usage[team] = (self._used(team) + max(0.0, seconds), now)
+        if len(self._usage) > 256:  # forget the teams whose use has decayed to nothing
+            for t in [t for t in self._usage if self._used(t) < 1e-3]:
+                del self._usage[t]
+
     def _grant(self, w: _Waiter, level: int) -> None:
         self._waiters.remove(w)
-        self._holders[w.thread] = [1, level]
+        self._holders[w.thread] = _Holder(level, w.team, self._clock())
         w.granted = True
         self.grants.append(level)
         del self.grants[:-1000]
@@ -190,16 +255,21 @@ class ComputeGate:
         for w in [w for w in self._waiters if levels[w.ticket] <= INTERACTIVE]:  # sync runs never wait
             self._grant(w, levels[w.ticket])
             granted = True
-        jobs = sorted(self._waiters, key=lambda w: w.ticket)
+        # job waiters: the team with the least recent use of the gate first, then by arrival
+        used: dict[str | None, float] = {}
+        for w in self._waiters:
+            if w.team not in used:
+                used[w.team] = self._used(w.team)
+        jobs = sorted(self._waiters, key=lambda w: (used[w.team], w.ticket))
         now = self._clock()
         while jobs and (self.slots == 0 or self._job_running() < self.slots):
-            sync_busy = self._requests > 0 or any(h[1] <= INTERACTIVE for h in self._holders.values())
+            sync_busy = self._requests > 0 or any(h.level <= INTERACTIVE for h in self._holders.values())
             if not sync_busy:
                 w = jobs.pop(0)
             elif (
                 self.max_starve_s >= 0
                 and now - self._last_starved >= self.max_starve_s
-                and now - jobs[0].since >= self.max_starve_s
+                and now - min(j.since for j in jobs) >= self.max_starve_s
             ):
                 w = jobs.pop(0)
                 self._last_starved = now  # a starved job run starts beside sync work, once per window
@@ -211,7 +281,7 @@ class ComputeGate:
             self._cond.notify_all()
 
     def _job_running(self) -> int:
-        return sum(1 for h in self._holders.values() if h[1] > INTERACTIVE)
+        return sum(1 for h in self._holders.values() if h.level > INTERACTIVE)
 
     def _poll_s(self) -> float | None:
         return max(0.01, self.max_starve_s / 4) if self.max_starve_s >= 0 else None

@@ -6,8 +6,12 @@ team with the fewest items already ``processing`` (inline ``Prefer: wait`` runs 
 an interactive-lane item (a single ``/detect``), then the team whose oldest queued item is oldest. (Lane first
 let one team's stream of single ``Prefer: wait`` uploads starve every other team's batch in a 10-minute soak.)
 :func:`sleuth.platform.jobs.claim` takes that team's oldest item.
-With two workers busy on team A's batch, team B's item is the next one claimed: it waits for one of A's items to
-finish, not for all of them.
+With two workers busy on team A's batch, team B's item is the next one claimed; and it need not wait for one of
+A's items to finish: the in-process :class:`~sleuth.platform.worker.Worker` has one more thread (``fair_workers``)
+that claims only from teams with nothing processing (``idle_only``). Its runs then go first in the compute gate,
+which orders job runs by each team's recent use (:mod:`sleuth.engine.compute`). So a team's one-file batch starts
+within a poll of its upload and shares the cores with one run of the busy team at a time, whatever that team
+has queued.
 
 **Bounded queue.** :func:`check_capacity` refuses new items (HTTP 503 with ``Retry-After``, code ``queue_full``)
 when the queue already holds ``max_queued_items`` items, or the team ``max_queued_items_per_team``; an overload
@@ -35,14 +39,16 @@ def lane_order() -> Any:
     return func.coalesce(func.nullif(JobItem.lane, "interactive"), "")
 
 
-def team_order(s: Session, kinds: Sequence[str] | None = None) -> list[str]:
-    """Teams with queued items, the one to serve first first (see the module doc)."""
+def team_order(s: Session, kinds: Sequence[str] | None = None, idle_only: bool = False) -> list[str]:
+    """Teams with queued items, the one to serve first first (see the module doc).
+
+    ``idle_only``: only the teams with no item ``processing`` (the fair-share worker thread's claims)."""
     lane = lane_order()
     q = select(JobItem.team_id, func.min(lane), func.min(JobItem.created_at)).where(JobItem.status == "queued")
     if kinds:
         q = q.join(Job, Job.id == JobItem.job_id).where(Job.kind.in_(list(kinds)))
     rows = list(s.execute(q.group_by(JobItem.team_id)).all())
-    if len(rows) <= 1:
+    if len(rows) <= 1 and not idle_only:
         return [r[0] for r in rows]
     teams = [r[0] for r in rows]
     busy = dict(
@@ -52,6 +58,8 @@ def team_order(s: Session, kinds: Sequence[str] | None = None) -> list[str]:
             .group_by(JobItem.team_id)
         ).all()
     )
+    if idle_only:
+        rows = [r for r in rows if not busy.get(r[0])]
     rows.sort(key=lambda r: (int(busy.get(r[0], 0)), r[1] or "", r[2]))
     return [r[0] for r in rows]
 

@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from sleuth.db.engine import Database
 from sleuth.db.models import Job, JobItem, WebhookDelivery, utcnow
+from sleuth.engine import heap
+from sleuth.engine.compute import team_scope
 from sleuth.platform import credits, fairness
 from sleuth.platform.errors import SleuthError
 
@@ -196,18 +198,24 @@ def discard_job(db: Database, job_id: str) -> None:
 
 
 def claim(
-    db: Database, worker_id: str, limit: int = 1, lease_s: float | None = None, kinds: list[str] | None = None
+    db: Database,
+    worker_id: str,
+    limit: int = 1,
+    lease_s: float | None = None,
+    kinds: list[str] | None = None,
+    idle_teams_only: bool = False,
 ) -> list[str]:
     """Atomically claim up to ``limit`` queued items of one team, fairly across teams. Returns item ids.
 
     The team comes from :func:`sleuth.platform.fairness.team_order` (the team with the fewest items processing,
     then interactive lane first, then the oldest queued item); within the team interactive first, then oldest.
+    ``idle_teams_only``: only from a team with no item processing (the worker's fair-share thread).
     """
     lease = timedelta(seconds=lease_s or db.settings.job_lease_s)
     now = utcnow()
     with db.write_session() as s:
         ids: list[str] = []
-        for team_id in fairness.team_order(s, kinds)[:8]:
+        for team_id in fairness.team_order(s, kinds, idle_only=idle_teams_only)[:8]:
             q = select(JobItem.id).where(JobItem.status == "queued", JobItem.team_id == team_id)
             if kinds:
                 q = q.join(Job, Job.id == JobItem.job_id).where(Job.kind.in_(kinds))
@@ -393,7 +401,8 @@ def run_item(platform: Any, item_id: str, worker_id: str) -> str:
     try:
         if handler is None:
             raise ItemFailure(f"no handler for job kind {job.kind!r} in this worker", retryable=True)
-        result = handler(platform, item, job)
+        with team_scope(item.team_id):  # the compute gate orders job runs fairly across teams
+            result = handler(platform, item, job)
     except ItemFailure as e:
         outcome = fail(db, item_id, worker_id, str(e), retryable=e.retryable)
     except SleuthError as e:
@@ -415,4 +424,5 @@ def run_item(platform: Any, item_id: str, worker_id: str) -> str:
                     hook(platform, fresh, job)
                 except Exception:
                     log.exception("after-item hook failed for %s", item_id)
+    heap.trim()  # the item's freed activations and media back to the OS (at most once a second)
     return outcome

@@ -2,6 +2,13 @@
 
 ``sleuth serve`` starts one :class:`Worker` (``SLEUTH_WORKERS`` threads) beside the API; ``sleuth worker`` runs one
 on its own. Which item a thread takes next is :func:`sleuth.platform.jobs.claim`'s (fair across teams).
+
+Besides its ``threads``, a worker has ``fair_workers`` (default 1) **fair-share threads**. One claims only while
+every ordinary thread is running an item, and only items of teams with nothing processing. While team A's 50-file
+batch keeps every ordinary thread busy, team B's one-file batch is claimed within a poll instead of after one of
+A's items; the compute gate then lets B's runs go before A's queued ones (:mod:`sleuth.engine.compute`), so B
+shares the cores with at most one of A's runs. The extra thread costs no memory beyond its stack: model runs are
+bounded by the gate, not by the number of threads.
 """
 
 from __future__ import annotations
@@ -18,15 +25,25 @@ log = logging.getLogger(__name__)
 class Worker:
     """In-process worker threads: claim, run, heartbeat; plus a reaper."""
 
-    def __init__(self, platform: Any, threads: int = 2, poll_s: float = 0.2, kinds: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        platform: Any,
+        threads: int = 2,
+        poll_s: float = 0.2,
+        kinds: list[str] | None = None,
+        fair_threads: int | None = None,
+    ) -> None:
         self.platform = platform
         self.threads = max(1, threads)
+        fair = getattr(platform.settings, "fair_workers", 1) if fair_threads is None else fair_threads
+        self.fair_threads = max(0, int(fair))
         self.poll_s = poll_s
         self.kinds = kinds
         self.id = worker_name()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._inflight: set[str] = set()
+        self._busy = 0  # ordinary threads running an item
         self._lock = threading.Lock()
         self._pool: list[threading.Thread] = []
 
@@ -38,19 +55,26 @@ class Worker:
             t = threading.Thread(target=self._loop, name=f"sleuth-worker-{n}", daemon=True)
             t.start()
             self._pool.append(t)
+        for n in range(self.fair_threads):
+            t = threading.Thread(target=self._loop, args=(True,), name=f"sleuth-worker-fair-{n}", daemon=True)
+            t.start()
+            self._pool.append(t)
         hb = threading.Thread(target=self._heartbeat_loop, name="sleuth-heartbeat", daemon=True)
         hb.start()
         self._pool.append(hb)
         return self
 
-    def _loop(self) -> None:
+    def _loop(self, fair: bool = False) -> None:
+        """Claim and run items; a fair-share thread (``fair``) claims only when every ordinary thread is busy,
+        and only from teams with nothing processing."""
         db = self.platform.db
         while not self._stop.is_set():
-            try:
-                ids = claim(db, self.id, 1, kinds=self.kinds)
-            except Exception:
-                log.exception("claim failed")
-                ids = []
+            ids: list[str] = []
+            if not fair or self._busy >= self.threads:
+                try:
+                    ids = claim(db, self.id, 1, kinds=self.kinds, idle_teams_only=fair)
+                except Exception:
+                    log.exception("claim failed")
             if not ids:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -58,11 +82,13 @@ class Worker:
             for item_id in ids:
                 with self._lock:
                     self._inflight.add(item_id)
+                    self._busy += not fair
                 try:
                     run_item(self.platform, item_id, self.id)
                 finally:
                     with self._lock:
                         self._inflight.discard(item_id)
+                        self._busy -= not fair
 
     def _heartbeat_loop(self) -> None:
         db = self.platform.db

@@ -27,8 +27,7 @@ CREDIT_FIELDS = (
 USAGE = obj(
     {
         "credits": obj(
-            {k: _N for k in (*CREDIT_FIELDS, "reserved")}
-            | {"unlimited": {"type": "boolean"}},
+            {k: _N for k in (*CREDIT_FIELDS, "reserved")} | {"unlimited": {"type": "boolean"}},
             description="All null, and unlimited: true, with billing off",
         ),
         "billing": obj({}, additionalProperties=True, description="plan_code, status, data_policy, ..."),

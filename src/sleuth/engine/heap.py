@@ -1,0 +1,62 @@
+"""Give the C heap's free pages back to the operating system now and then (glibc ``malloc_trim``).
+
+The deepfake models run without ONNX Runtime's arena (:func:`sleuth.engine.runtime.use_cpu_arena`): their
+activations are ordinary ``malloc`` blocks freed after each run. Blocks above glibc's mmap threshold go straight
+back to the OS, but the threshold adapts upwards to the largest block freed, and the many medium blocks of an
+analysis (decoded audio windows, image pyramids, numpy temporaries) are freed into the heaps of whichever threads
+ran them (glibc keeps one arena per busy thread: job workers, ``Prefer: wait`` request threads, batcher threads).
+Those free pages stay in the process's RSS until something trims them, and they are what made a server's RSS
+creep up over a long mixed soak (docs/performance.md, memory).
+
+:func:`trim` calls ``malloc_trim(0)`` (every arena, free pages in the middle of a heap included) at most once per
+``min_interval_s`` per process; it takes a few milliseconds. :func:`sleuth.platform.jobs.run_item` calls it after
+each item. Setting ``SLEUTH_HEAP_TRIM=false`` turns it off; on a C library without ``malloc_trim`` (musl, macOS)
+it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["trim"]
+
+_lock = threading.Lock()
+_last = float("-inf")
+_fn: Callable[[int], int] | None | bool = False  # False = not looked up yet, None = not available
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    global _fn
+    if _fn is False:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            f = libc.malloc_trim
+            f.argtypes = [ctypes.c_size_t]
+            f.restype = ctypes.c_int
+            _fn = f
+        except (OSError, AttributeError):
+            _fn = None
+    return _fn if callable(_fn) else None
+
+
+def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Trim the heap unless it was trimmed less than ``min_interval_s`` ago; True if it ran."""
+    global _last
+    from sleuth.settings import get_settings
+
+    if not get_settings().heap_trim:
+        return False
+    f = _malloc_trim()
+    if f is None:
+        return False
+    now = clock()
+    with _lock:
+        if now - _last < min_interval_s:
+            return False
+        _last = now
+    f(0)
+    return True

@@ -1,0 +1,60 @@
+"""engine.heap.trim: glibc's malloc_trim, at most once per interval, off by setting."""
+
+from __future__ import annotations
+
+import ctypes.util
+import threading
+
+import numpy as np
+import pytest
+
+from sleuth.engine import heap
+
+glibc = pytest.mark.skipif(
+    "glibc" not in (ctypes.util.find_library("c") or "") and not ctypes.util.find_library("c"),
+    reason="needs a C library with malloc_trim (glibc)",
+)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+@glibc
+def test_trim_gives_freed_pages_back_and_is_rate_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "_last", float("-inf"))
+
+    def churn(keep: list[object]) -> None:  # medium blocks freed in a thread's own malloc arena
+        blocks = [np.ones(n, dtype=np.float32) for n in range(2_000, 60_000, 40)]
+        keep.append(blocks[::50])  # a few survivors pin the heap's top, so free() alone cannot shrink it
+        del blocks
+
+    keep: list[object] = []
+    threads = [threading.Thread(target=churn, args=(keep,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    before = rss_mb()
+    now = [100.0]
+    assert heap.trim(min_interval_s=5.0, clock=lambda: now[0]) is True
+    after = rss_mb()
+    assert after < before - 20, (before, after)  # tens of MB of free pages went back to the OS
+    now[0] += 1.0
+    assert heap.trim(min_interval_s=5.0, clock=lambda: now[0]) is False  # not again within the interval
+    now[0] += 5.0
+    assert heap.trim(min_interval_s=5.0, clock=lambda: now[0]) is True
+
+
+def test_trim_is_off_by_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sleuth.settings import get_settings
+
+    monkeypatch.setenv("SLEUTH_HEAP_TRIM", "false")
+    get_settings.cache_clear()
+    try:
+        monkeypatch.setattr(heap, "_last", float("-inf"))
+        assert heap.trim(min_interval_s=0.0) is False
+    finally:
+        monkeypatch.delenv("SLEUTH_HEAP_TRIM")
+        get_settings.cache_clear()

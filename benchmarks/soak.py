@@ -395,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             growth = max(last) / max(first) - 1
             print(f"  largest RSS in the first {args.window:.0f} s of the soak {mb(max(first))}, "
                   f"in the last {args.window:.0f} s {mb(max(last))}: growth {growth * 100:+.1f} %")  # fmt: skip
+        minutes = [rss.between(t_load + 60 * m, t_load + 60 * (m + 1)) for m in range(int((t_end - t_load) // 60))]
+        print("  largest RSS per minute of the soak: " + ", ".join(f"{max(v) / 1e6:.0f}" for v in minutes if v) + " MB")
         sync_load = st.latency.get("POST /v1/batch-detect", [])
         print("\nSync POST /v1/batch-detect (10 images)")
         print(f"  idle p50 {pct(idle_sync, 50):.2f} s p95 {pct(idle_sync, 95):.2f} s; "

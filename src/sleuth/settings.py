@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     max_queued_items_per_team: int = Field(
         default=5000, description="Job items one team may have waiting; more = 503 queue_full; 0 = no limit."
     )
+    job_thread_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="OS nice value added to the threads that run job items (workers, inline `Prefer: wait` runs), "
+        "so sync requests get the cores first (Linux; 0 = off).",
+    )
     inline_runs: int = Field(
         default=2,
         description="`Prefer: wait` detects run in their request at most this many at a time; the others wait "

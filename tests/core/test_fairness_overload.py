@@ -106,6 +106,18 @@ def test_idle_teams_only_claims_skip_teams_with_an_item_processing(db):
     assert _owner(db, jobs.claim(db, "w2")) == [a]  # the ordinary claim still drains the busy team
 
 
+def test_equally_busy_teams_are_ranked_by_their_recent_use_of_the_cores(db):
+    from sleuth.platform import jobs
+
+    heavy, light = _team(db, "heavy"), _team(db, "light")
+    _job(db, heavy, 2)  # queued first
+    _job(db, light, 2)
+    used = {heavy: 12.0, light: 0.5}
+    assert _owner(db, jobs.claim(db, "w1", usage=used.__getitem__)) == [light]  # not the oldest item's team
+    assert _owner(db, jobs.claim(db, "w2", usage=used.__getitem__)) == [heavy]  # busy first: light has one running
+    assert _owner(db, jobs.claim(db, "w3")) == [heavy]  # without usage: equally busy, the oldest queued item
+
+
 def _blocking_worker(settings, db, fair_threads):
     """A Worker whose items of team 'bulk' block until released; other teams' items finish at once."""
     import threading

@@ -58,3 +58,31 @@ def test_trim_is_off_by_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.delenv("SLEUTH_HEAP_TRIM")
         get_settings.cache_clear()
+
+
+def test_the_trimmer_thread_trims_until_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    calls: list[float] = []
+    monkeypatch.setattr(heap, "trim", lambda min_interval_s=1.0: calls.append(min_interval_s) or True)
+    t = heap.Trimmer(period_s=0.02).start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t.stop()
+    assert len(calls) >= 3 and not t._thread.is_alive()
+    n = len(calls)
+    time.sleep(0.1)
+    assert len(calls) == n  # stopped for good
+
+
+def test_the_server_runs_a_trimmer_and_stops_it(settings) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from sleuth.api.app import create_app
+
+    app = create_app(settings)
+    with TestClient(app):
+        trimmer = app.state.platform.extras["trimmer"]
+        assert trimmer._thread.is_alive()
+    assert not trimmer._thread.is_alive() and "trimmer" not in app.state.platform.extras

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, backgr
     )
     app.state.platform = platform
     app.state.startup_hooks = [_start_workers] if settings.workers > 0 and settings.queue == "local" else []
-    app.state.startup_hooks.append(_start_deliverer)
+    app.state.startup_hooks += [_start_deliverer, _start_trimmer]
     app.state.shutdown_hooks = [_stop_background]
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for(settings))
@@ -111,8 +111,15 @@ def _start_deliverer(platform: Platform) -> None:
     platform.extras["deliverer"] = d
 
 
+def _start_trimmer(platform: Platform) -> None:
+    from sleuth.engine.heap import Trimmer
+
+    if platform.settings.heap_trim:
+        platform.extras["trimmer"] = Trimmer().start()
+
+
 def _stop_background(platform: Platform) -> None:
-    for name in ("worker", "deliverer"):
+    for name in ("worker", "deliverer", "trimmer"):
         obj = platform.extras.pop(name, None)
         if obj is not None:
             obj.stop()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from sleuth.api import media, routing
 from sleuth.api.contract import deepfake as doc
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import responses
+from sleuth.engine.compute import lower_thread_priority
 from sleuth.platform import jobs, secure_uploads, signing
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
@@ -294,6 +296,20 @@ def _run_inline(platform: Platform, item_id: str, worker_id: str) -> str:
 
 _inline_lock = threading.Lock()
 _inline_slots: dict[int, threading.BoundedSemaphore] = {}
+_inline_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _inline_pool(platform: Platform) -> ThreadPoolExecutor:
+    """The threads inline runs use: their own (not the request thread pool), at job priority for the OS
+    (:func:`~sleuth.engine.compute.lower_thread_priority`), so sync requests get the cores first."""
+    n = max(1, platform.settings.inline_runs)
+    with _inline_lock:
+        pool = _inline_pools.get(n)
+        if pool is None:
+            pool = _inline_pools[n] = ThreadPoolExecutor(
+                n, thread_name_prefix="sleuth-inline", initializer=lower_thread_priority
+            )
+        return pool
 
 
 def _inline_slot(platform: Platform) -> threading.BoundedSemaphore:
@@ -318,7 +334,8 @@ async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
         if slot.acquire(blocking=False):
             try:
                 if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
-                    await run_in_threadpool(_run_inline, platform, item_id, wid)
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(_inline_pool(platform), _run_inline, platform, item_id, wid)
             finally:
                 slot.release()
         item, job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)

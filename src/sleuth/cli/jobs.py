@@ -61,6 +61,10 @@ def register(app: typer.Typer) -> None:
         load_handlers()
         platform = Platform.create(settings)
         w = Worker(platform, threads=threads, kinds=kind_list).start()
+        if settings.heap_trim:
+            from sleuth.engine.heap import Trimmer
+
+            Trimmer().start()
         d = Deliverer(platform.db)
         d.start()
         done = threading.Event()

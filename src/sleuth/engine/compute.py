@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +53,7 @@ __all__ = [
     "compute_gate",
     "current_priority",
     "current_team",
+    "lower_thread_priority",
     "priority_scope",
     "reset_gate",
     "team_scope",
@@ -91,6 +94,32 @@ def team_scope(team: str | None) -> Iterator[None]:
         yield
     finally:
         _team.reset(token)
+
+
+def lower_thread_priority(nice: int | None = None) -> int:
+    """Make the calling OS thread ``nice`` steps less favoured by the scheduler (Linux only; a no-op elsewhere).
+
+    For the threads that run job items (workers, inline ``Prefer: wait`` runs): the gate orders their model runs,
+    but their decoding, pre- and post-processing and database writes compete for the cores with sync requests
+    too. With a higher nice value the OS gives the cores to the sync request threads first; with no sync work
+    the job threads get the cores all the same. Only raising the value is needed, which needs no privilege.
+    The thread keeps it for good, so only dedicated threads call this. ``nice`` defaults to the
+    ``job_thread_nice`` setting (10; 0 = leave it). Returns the thread's nice value afterwards.
+    """
+    if nice is None:
+        from sleuth.settings import get_settings
+
+        nice = get_settings().job_thread_nice
+    if sys.platform != "linux":
+        return 0
+    tid = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, tid)
+    if nice > 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+        except OSError:  # pragma: no cover - a sandbox may refuse it; the gate still orders the model runs
+            return current
+    return os.getpriority(os.PRIO_PROCESS, tid)
 
 
 @dataclass

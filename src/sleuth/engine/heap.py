@@ -9,9 +9,11 @@ Those free pages stay in the process's RSS until something trims them, and they 
 creep up over a long mixed soak (docs/performance.md, memory).
 
 :func:`trim` calls ``malloc_trim(0)`` (every arena, free pages in the middle of a heap included) at most once per
-``min_interval_s`` per process; it takes a few milliseconds. :func:`sleuth.platform.jobs.run_item` calls it after
-each item. Setting ``SLEUTH_HEAP_TRIM=false`` turns it off; on a C library without ``malloc_trim`` (musl, macOS)
-it does nothing.
+``min_interval_s`` per process; it takes well under a millisecond on a trimmed heap, tens of milliseconds when
+hundreds of MB of free pages are handed back. :func:`sleuth.platform.jobs.run_item` calls it after each item, and
+the server runs a :class:`Trimmer` thread (every 2 s) for what the sync requests free in the request threads
+(decoded images, crops), off their latency path. Setting ``SLEUTH_HEAP_TRIM=false`` turns both off; on a C library
+without ``malloc_trim`` (musl, macOS) they do nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["trim"]
+__all__ = ["Trimmer", "trim"]
 
 _lock = threading.Lock()
 _last = float("-inf")
@@ -60,3 +62,27 @@ def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotoni
         _last = now
     f(0)
     return True
+
+
+class Trimmer:
+    """A daemon thread that calls :func:`trim` every ``period_s`` seconds until stopped."""
+
+    def __init__(self, period_s: float = 2.0) -> None:
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sleuth-heap-trim", daemon=True)
+
+    def start(self) -> Trimmer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from sleuth.engine.compute import lower_thread_priority
+
+        lower_thread_priority()  # housekeeping: after the sync requests
+        while not self._stop.wait(self.period_s):
+            trim(min_interval_s=self.period_s / 2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

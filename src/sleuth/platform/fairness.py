@@ -3,8 +3,10 @@
 **Fair claims.** Items used to be claimed oldest first, so a team's one-file batch waited behind every item of
 another team's 50-file batches queued before it. :func:`team_order` ranks the teams that have queued items: the
 team with the fewest items already ``processing`` (inline ``Prefer: wait`` runs count) first, then the team with
-an interactive-lane item (a single ``/detect``), then the team whose oldest queued item is oldest. (Lane first
-let one team's stream of single ``Prefer: wait`` uploads starve every other team's batch in a 10-minute soak.)
+an interactive-lane item (a single ``/detect``), then (in-process workers) the team that used this process's
+cores the least lately (the compute gate's decayed seconds), then the team whose oldest queued item is oldest.
+(Lane first let one team's stream of single ``Prefer: wait`` uploads starve every other team's batch in a
+10-minute soak.)
 :func:`sleuth.platform.jobs.claim` takes that team's oldest item.
 With two workers busy on team A's batch, team B's item is the next one claimed; and it need not wait for one of
 A's items to finish: the in-process :class:`~sleuth.platform.worker.Worker` has one more thread (``fair_workers``)
@@ -21,7 +23,7 @@ is an explicit answer, never a request that times out. Items counted: ``pending`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -39,10 +41,17 @@ def lane_order() -> Any:
     return func.coalesce(func.nullif(JobItem.lane, "interactive"), "")
 
 
-def team_order(s: Session, kinds: Sequence[str] | None = None, idle_only: bool = False) -> list[str]:
+def team_order(
+    s: Session,
+    kinds: Sequence[str] | None = None,
+    idle_only: bool = False,
+    usage: Callable[[str], float] | None = None,
+) -> list[str]:
     """Teams with queued items, the one to serve first first (see the module doc).
 
-    ``idle_only``: only the teams with no item ``processing`` (the fair-share worker thread's claims)."""
+    ``idle_only``: only the teams with no item ``processing`` (the fair-share worker thread's claims).
+    ``usage``: a team's recent use of this process's cores (the compute gate's decayed seconds): among teams
+    equally busy and in the same lane, the one that used the least goes first, before the oldest queued item."""
     lane = lane_order()
     q = select(JobItem.team_id, func.min(lane), func.min(JobItem.created_at)).where(JobItem.status == "queued")
     if kinds:
@@ -60,7 +69,8 @@ def team_order(s: Session, kinds: Sequence[str] | None = None, idle_only: bool =
     )
     if idle_only:
         rows = [r for r in rows if not busy.get(r[0])]
-    rows.sort(key=lambda r: (int(busy.get(r[0], 0)), r[1] or "", r[2]))
+    used = {r[0]: round(usage(r[0]), 1) for r in rows} if usage is not None else {}
+    rows.sort(key=lambda r: (int(busy.get(r[0], 0)), r[1] or "", used.get(r[0], 0.0), r[2]))
     return [r[0] for r in rows]
 
 

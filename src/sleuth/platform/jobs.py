@@ -204,18 +204,21 @@ def claim(
     lease_s: float | None = None,
     kinds: list[str] | None = None,
     idle_teams_only: bool = False,
+    usage: Callable[[str], float] | None = None,
 ) -> list[str]:
     """Atomically claim up to ``limit`` queued items of one team, fairly across teams. Returns item ids.
 
     The team comes from :func:`sleuth.platform.fairness.team_order` (the team with the fewest items processing,
     then interactive lane first, then the oldest queued item); within the team interactive first, then oldest.
     ``idle_teams_only``: only from a team with no item processing (the worker's fair-share thread).
+    ``usage``: each team's recent use of the cores, a tie-break between teams equally busy (in-process workers
+    pass the compute gate's :meth:`~sleuth.engine.compute.ComputeGate.team_usage`).
     """
     lease = timedelta(seconds=lease_s or db.settings.job_lease_s)
     now = utcnow()
     with db.write_session() as s:
         ids: list[str] = []
-        for team_id in fairness.team_order(s, kinds, idle_only=idle_teams_only)[:8]:
+        for team_id in fairness.team_order(s, kinds, idle_only=idle_teams_only, usage=usage)[:8]:
             q = select(JobItem.id).where(JobItem.status == "queued", JobItem.team_id == team_id)
             if kinds:
                 q = q.join(Job, Job.id == JobItem.job_id).where(Job.kind.in_(kinds))

@@ -9,6 +9,9 @@ batch keeps every ordinary thread busy, team B's one-file batch is claimed withi
 A's items; the compute gate then lets B's runs go before A's queued ones (:mod:`sleuth.engine.compute`), so B
 shares the cores with at most one of A's runs. The extra thread costs no memory beyond its stack: model runs are
 bounded by the gate, not by the number of threads.
+
+Worker threads run at a lower OS priority (``job_thread_nice``, default +10): the gate orders model runs, and the
+nice value gives sync requests the cores first for the rest of an item's work (decoding, pre- and post-processing).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import threading
 from typing import Any
 
+from sleuth.engine.compute import compute_gate, lower_thread_priority
 from sleuth.platform.jobs import claim, heartbeat, reap, run_item, worker_name
 
 log = logging.getLogger(__name__)
@@ -68,11 +72,13 @@ class Worker:
         """Claim and run items; a fair-share thread (``fair``) claims only when every ordinary thread is busy,
         and only from teams with nothing processing."""
         db = self.platform.db
+        gate = compute_gate()
+        lower_thread_priority()  # sync requests get the cores first (job_thread_nice)
         while not self._stop.is_set():
             ids: list[str] = []
             if not fair or self._busy >= self.threads:
                 try:
-                    ids = claim(db, self.id, 1, kinds=self.kinds, idle_teams_only=fair)
+                    ids = claim(db, self.id, 1, kinds=self.kinds, idle_teams_only=fair, usage=gate.team_usage)
                 except Exception:
                     log.exception("claim failed")
             if not ids:

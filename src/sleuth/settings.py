@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         default=5000, description="Job items one team may have waiting; more = 503 queue_full; 0 = no limit."
     )
     job_thread_nice: int = Field(
-        default=10,
+        default=5,
         ge=0,
         le=19,
         description="OS nice value added to the threads that run job items (workers, inline `Prefer: wait` runs), "

@@ -104,7 +104,7 @@ def lower_thread_priority(nice: int | None = None) -> int:
     too. With a higher nice value the OS gives the cores to the sync request threads first; with no sync work
     the job threads get the cores all the same. Only raising the value is needed, which needs no privilege.
     The thread keeps it for good, so only dedicated threads call this. ``nice`` defaults to the
-    ``job_thread_nice`` setting (10; 0 = leave it). Returns the thread's nice value afterwards.
+    ``job_thread_nice`` setting (5; 0 = leave it). Returns the thread's nice value afterwards.
     """
     if nice is None:
         from sleuth.settings import get_settings

@@ -10,7 +10,7 @@ A's items; the compute gate then lets B's runs go before A's queued ones (:mod:`
 shares the cores with at most one of A's runs. The extra thread costs no memory beyond its stack: model runs are
 bounded by the gate, not by the number of threads.
 
-Worker threads run at a lower OS priority (``job_thread_nice``, default +10): the gate orders model runs, and the
+Worker threads run at a lower OS priority (``job_thread_nice``, default +5): the gate orders model runs, and the
 nice value gives sync requests the cores first for the rest of an item's work (decoding, pre- and post-processing).
 """
 

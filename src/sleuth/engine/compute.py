@@ -8,10 +8,10 @@ analyses held 16 sets of activations.
 
 With the gate, a sync run (``INTERACTIVE``: sync API requests, through the micro-batchers' interactive lane) starts
 at once, and job runs (``JOB``: job items, deepfake analyses, ``Prefer: wait`` uploads) start ``compute_slots`` at
-a time (default 1), first come first served, and only while no sync work runs: neither a sync model run nor a
-sync request between its runs (:meth:`ComputeGate.interactive_request`: its decoding and cropping get the cores
-too). So a sync request shares the cores with at most the job runs already on them when it arrived, and the
-deepfake models' large activations are held by one run at a time.
+a time (default 1), the team that used the gate least lately first, and only while no sync work runs: neither a
+sync model run nor a sync request between its runs (:meth:`ComputeGate.interactive_request`: its decoding and
+cropping get the cores too). So a sync request shares the cores with at most the job runs already on them when it
+arrived, and the deepfake models' large activations are held by one run at a time.
 
 One bound on starvation: a job waiter that has waited ``compute_max_starve_s`` (default 1 s) starts beside sync
 work, at most once per that window, so jobs still drain under a constant sync load.

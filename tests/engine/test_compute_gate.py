@@ -12,7 +12,7 @@ import pytest
 
 from sleuth.engine import compute
 from sleuth.engine.batcher import MicroBatcher
-from sleuth.engine.compute import INTERACTIVE, JOB, ComputeGate, priority_scope
+from sleuth.engine.compute import INTERACTIVE, JOB, ComputeGate, priority_scope, team_scope
 
 from .engine_testlib import LinearModel, build_linear_onnx, make_weights, split_weights
 
@@ -35,11 +35,11 @@ def waiting(gate: ComputeGate) -> int:
 class Holder:
     """A thread that holds a slot until told to let go."""
 
-    def __init__(self, gate: ComputeGate, priority: int = JOB) -> None:
+    def __init__(self, gate: ComputeGate, priority: int = JOB, team: str | None = None) -> None:
         self.go, self.inside = threading.Event(), threading.Event()
 
         def run() -> None:
-            with gate.slot(priority):
+            with team_scope(team), gate.slot(priority):
                 self.inside.set()
                 self.go.wait(30)
 
@@ -53,15 +53,19 @@ class Holder:
 
 
 def queue_waiters(
-    gate: ComputeGate, specs: list[tuple[str, compute.Priority]], order: list[str]
+    gate: ComputeGate,
+    specs: list[tuple[str, compute.Priority]],
+    order: list[str],
+    teams: dict[str, str] | None = None,
 ) -> list[threading.Thread]:
-    """Start one waiter per (name, priority), each queued after the previous one."""
+    """Start one waiter per (name, priority), each queued after the previous one (of ``teams[name]``, if given)."""
     threads = []
     for name, prio in specs:
         before = waiting(gate)
+        team = (teams or {}).get(name)
 
-        def run(name: str = name, prio: compute.Priority = prio) -> None:
-            with gate.slot(prio):
+        def run(name: str = name, prio: compute.Priority = prio, team: str | None = team) -> None:
+            with team_scope(team), gate.slot(prio):
                 order.append(name)
 
         t = threading.Thread(target=run, daemon=True)

@@ -8,7 +8,7 @@ import pytest
 
 from sleuth.engine.compute import INTERACTIVE, JOB, ComputeGate, team_scope
 
-from .test_compute_gate import wait_for, waiting
+from .test_compute_gate import Holder, queue_waiters, wait_for, waiting
 
 
 class Clock:
@@ -25,48 +25,16 @@ def hold(gate: ComputeGate, clock: Clock, team: str | None, seconds: float) -> N
         clock.t += seconds
 
 
-class TeamHolder:
-    """A thread of ``team`` that holds a job slot until released."""
-
-    def __init__(self, gate: ComputeGate, team: str) -> None:
-        self.go, self.inside = threading.Event(), threading.Event()
-
-        def run() -> None:
-            with team_scope(team), gate.slot(JOB):
-                self.inside.set()
-                self.go.wait(30)
-
-        self.t = threading.Thread(target=run, daemon=True)
-        self.t.start()
-        assert self.inside.wait(10)
-
-    def release(self) -> None:
-        self.go.set()
-        self.t.join(10)
-
-
 def queue_team_waiters(gate: ComputeGate, specs: list[tuple[str, str]], order: list[str]) -> list[threading.Thread]:
     """One job waiter per (name, team), each queued after the previous one."""
-    threads = []
-    for name, team in specs:
-        before = waiting(gate)
-
-        def run(name: str = name, team: str = team) -> None:
-            with team_scope(team), gate.slot(JOB):
-                order.append(name)
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        wait_for(lambda before=before: waiting(gate) == before + 1)
-        threads.append(t)
-    return threads
+    return queue_waiters(gate, [(name, JOB) for name, _ in specs], order, teams=dict(specs))
 
 
 def test_a_light_teams_run_goes_before_a_busy_teams_runs_queued_earlier() -> None:
     clock = Clock()
     gate = ComputeGate(slots=1, max_starve_s=60, clock=clock)
     hold(gate, clock, "bulk", 20.0)  # the bulk team has used the cores for 20 s
-    holder = TeamHolder(gate, "bulk")  # and holds them now
+    holder = Holder(gate, JOB, "bulk")  # and holds them now
     order: list[str] = []
     threads = queue_team_waiters(gate, [("bulk1", "bulk"), ("bulk2", "bulk"), ("probe1", "probe")], order)
     holder.release()
@@ -81,7 +49,7 @@ def test_the_order_follows_use_not_arrival_nor_team_name() -> None:
     hold(gate, clock, "a", 2.0)
     hold(gate, clock, "b", 9.0)
     hold(gate, clock, "c", 5.0)
-    holder = TeamHolder(gate, "x")
+    holder = Holder(gate, JOB, "x")
     order: list[str] = []
     threads = queue_team_waiters(gate, [("b1", "b"), ("c1", "c"), ("a1", "a"), ("new1", "new")], order)
     holder.release()
@@ -100,7 +68,7 @@ def test_use_decays_so_an_old_burst_is_forgotten() -> None:
     clock.t += 60.0
     assert gate.team_usage("bulk") == pytest.approx(1.25)
     hold(gate, clock, "probe", 2.0)  # now the probe team has used more than what is left of bulk's burst
-    holder = TeamHolder(gate, "x")
+    holder = Holder(gate, JOB, "x")
     order: list[str] = []
     threads = queue_team_waiters(gate, [("probe1", "probe"), ("bulk1", "bulk")], order)
     holder.release()
@@ -116,7 +84,7 @@ def test_sync_runs_are_not_accounted_and_still_go_first() -> None:
         clock.t += 50.0
     assert gate.team_usage("wild") == 0.0  # only job runs take part in the fair order
     hold(gate, clock, "bulk", 1.0)
-    holder = TeamHolder(gate, "bulk")
+    holder = Holder(gate, JOB, "bulk")
     order: list[str] = []
     threads = queue_team_waiters(gate, [("bulk1", "bulk")], order)
     with gate.slot(INTERACTIVE):  # a sync run does not wait for the fair order
@@ -132,7 +100,7 @@ def test_runs_without_a_team_count_as_one_team() -> None:
     gate = ComputeGate(slots=1, max_starve_s=60, clock=clock)
     hold(gate, clock, None, 4.0)  # e.g. a micro-batcher's job lane
     assert gate.team_usage(None) == pytest.approx(4.0)
-    holder = TeamHolder(gate, "x")
+    holder = Holder(gate, JOB, "x")
     order: list[str] = []
     threads = queue_team_waiters(gate, [("someone", "t")], order)
     before = waiting(gate)

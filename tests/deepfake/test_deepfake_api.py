@@ -62,6 +62,50 @@ def auth(dclient):
     return {"Authorization": f"Bearer {create_key(db, team.id).key}"}
 
 
+def test_prefer_wait_answers_at_its_limit_while_the_inline_run_goes_on(settings, monkeypatch):
+    """A slow inline run does not hold the request past WAIT_LIMIT_S: the answer is `processing`, the run carries on
+    in its thread, completes the item and frees its inline slot."""
+    from fastapi.testclient import TestClient
+
+    from sleuth.api import deepfake as api
+    from sleuth.api.app import create_app
+    from sleuth.platform.auth import create_key, create_team
+
+    monkeypatch.setattr(api, "WAIT_LIMIT_S", 0.5)
+    go = threading.Event()
+    run_inline = api._run_inline
+
+    def slow(platform, item_id, wid):  # type: ignore[no-untyped-def]
+        go.wait(60)
+        return run_inline(platform, item_id, wid)
+
+    monkeypatch.setattr(api, "_run_inline", slow)
+    app = create_app(settings.model_copy(update={"workers": 0}))  # only the inline run can take the item
+    with TestClient(app) as c:
+        db = app.state.platform.db
+        auth = {"Authorization": f"Bearer {create_key(db, create_team(db, 'w').id).key}"}
+        slot = api._inline_slot(app.state.platform)
+        free = slot._value  # type: ignore[attr-defined]
+        t = time.monotonic()
+        r = c.post(
+            "/detect", headers={**auth, "Prefer": "wait"}, files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")}
+        )
+        assert r.status_code == 200 and time.monotonic() - t < 20
+        item = r.json()["item"]
+        assert item["status"] == "processing"
+        assert slot._value == free - 1  # type: ignore[attr-defined]  # still held by the run going on
+        go.set()
+        deadline = time.monotonic() + 120
+        while item["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            item = c.get(f"/detect/{item['uuid']}", headers=auth).json()["item"]
+        assert item["status"] == "completed" and item["metrics"]["label"] in ("fake", "real")
+        deadline = time.monotonic() + 10
+        while slot._value != free and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        assert slot._value == free  # type: ignore[attr-defined]
+
+
 def test_single_detect_prefer_wait_audio(dclient, auth):
     r = dclient.post(
         "/detect",

@@ -325,19 +325,30 @@ def _inline_slot(platform: Platform) -> threading.BoundedSemaphore:
 async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
     """``Prefer: wait``: run the item now in this request if no worker took it and an inline slot is free,
     else poll (the job workers claim it, fairly across teams). In-flight deepfake work stays bounded:
-    ``inline_runs`` requests plus the workers, whatever the number of waiting clients."""
+    ``inline_runs`` requests plus the workers, whatever the number of waiting clients.
+
+    The wait ends at ``WAIT_LIMIT_S`` whatever runs: an inline run still going on then carries on in its thread
+    (its slot is freed when it ends) and the answer is the item as it stands (``processing``), to be polled."""
     wid = jobs.worker_name()
     deadline = time.monotonic() + WAIT_LIMIT_S
     slot = _inline_slot(platform)
     while time.monotonic() < deadline:
         # queued (first time, or again after a retryable failure): run it here if a slot is free
         if slot.acquire(blocking=False):
+            run: asyncio.Future[str] | None = None
             try:
                 if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
                     loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(_inline_pool(platform), _run_inline, platform, item_id, wid)
+                    run = loop.run_in_executor(_inline_pool(platform), _run_inline, platform, item_id, wid)
+                    run.add_done_callback(lambda _: slot.release())
             finally:
-                slot.release()
+                if run is None:
+                    slot.release()
+            if run is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(run), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return  # the run goes on; the client polls GET /detect/{uuid}
         item, job = await run_in_threadpool(svc.get_item, platform, team_id, item_id)
         # settled = terminal, and with zero retention the media already deleted
         if item.status in jobs.TERMINAL and not (job.options.get("zero_retention_mode") and item.media_key):

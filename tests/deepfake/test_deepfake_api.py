@@ -84,26 +84,29 @@ def test_prefer_wait_answers_at_its_limit_while_the_inline_run_goes_on(settings,
     with TestClient(app) as c:
         db = app.state.platform.db
         auth = {"Authorization": f"Bearer {create_key(db, create_team(db, 'w').id).key}"}
-        slot = api._inline_slot(app.state.platform)
-        free = slot._value  # type: ignore[attr-defined]
-        t = time.monotonic()
-        r = c.post(
-            "/detect", headers={**auth, "Prefer": "wait"}, files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")}
-        )
-        assert r.status_code == 200 and time.monotonic() - t < 20
-        item = r.json()["item"]
-        assert item["status"] == "processing"
-        assert slot._value == free - 1  # type: ignore[attr-defined]  # still held by the run going on
-        go.set()
-        deadline = time.monotonic() + 120
-        while item["status"] != "completed" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            item = c.get(f"/detect/{item['uuid']}", headers=auth).json()["item"]
-        assert item["status"] == "completed" and item["metrics"]["label"] in ("fake", "real")
-        deadline = time.monotonic() + 10
-        while slot._value != free and time.monotonic() < deadline:  # type: ignore[attr-defined]
-            time.sleep(0.05)
-        assert slot._value == free  # type: ignore[attr-defined]
+        try:
+            slot = api._inline_slot(app.state.platform)
+            free = slot._value  # type: ignore[attr-defined]
+            t = time.monotonic()
+            r = c.post(
+                "/detect", headers={**auth, "Prefer": "wait"}, files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")}
+            )
+            assert r.status_code == 200 and time.monotonic() - t < 20
+            item = r.json()["item"]
+            assert item["status"] == "processing"
+            assert slot._value == free - 1  # type: ignore[attr-defined]  # still held by the run going on
+            go.set()
+            deadline = time.monotonic() + 120
+            while item["status"] != "completed" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                item = c.get(f"/detect/{item['uuid']}", headers=auth).json()["item"]
+            assert item["status"] == "completed" and item["metrics"]["label"] in ("fake", "real")
+            deadline = time.monotonic() + 10
+            while slot._value != free and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0.05)
+            assert slot._value == free  # type: ignore[attr-defined]
+        finally:
+            go.set()  # never leave the inline run (and its slot) blocked
 
 
 def test_single_detect_prefer_wait_audio(dclient, auth):

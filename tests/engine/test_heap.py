@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import threading
 
 import numpy as np
@@ -10,10 +9,7 @@ import pytest
 
 from sleuth.engine import heap
 
-glibc = pytest.mark.skipif(
-    "glibc" not in (ctypes.util.find_library("c") or "") and not ctypes.util.find_library("c"),
-    reason="needs a C library with malloc_trim (glibc)",
-)
+glibc = pytest.mark.skipif(heap._malloc_trim() is None, reason="needs a C library with malloc_trim (glibc)")
 
 
 def rss_mb() -> float:
@@ -26,7 +22,7 @@ def test_trim_gives_freed_pages_back_and_is_rate_limited(monkeypatch: pytest.Mon
     monkeypatch.setattr(heap, "_last", float("-inf"))
 
     def churn(keep: list[object]) -> None:  # medium blocks freed in a thread's own malloc arena
-        blocks = [np.ones(n, dtype=np.float32) for n in range(2_000, 60_000, 40)]
+        blocks = [np.ones(n, dtype=np.float32) for n in range(2_000, 30_000, 40)]  # ~45 MB per thread
         keep.append(blocks[::50])  # a few survivors pin the heap's top, so free() alone cannot shrink it
         del blocks
 
@@ -37,10 +33,10 @@ def test_trim_gives_freed_pages_back_and_is_rate_limited(monkeypatch: pytest.Mon
     for t in threads:
         t.join()
     before = rss_mb()
-    now = [100.0]
+    now = [1e12]  # later than any real clock: another thread's trim in between cannot make ours "too soon"
     assert heap.trim(min_interval_s=5.0, clock=lambda: now[0]) is True
     after = rss_mb()
-    assert after < before - 20, (before, after)  # tens of MB of free pages went back to the OS
+    assert after < before - 20, (before, after)  # tens of MB of free pages went back to the OS (~150 here)
     now[0] += 1.0
     assert heap.trim(min_interval_s=5.0, clock=lambda: now[0]) is False  # not again within the interval
     now[0] += 5.0
@@ -64,7 +60,7 @@ def test_the_trimmer_thread_trims_until_stopped(monkeypatch: pytest.MonkeyPatch)
     import time
 
     calls: list[float] = []
-    monkeypatch.setattr(heap, "trim", lambda min_interval_s=1.0: calls.append(min_interval_s) or True)
+    monkeypatch.setattr(heap, "trim", lambda min_interval_s=1.0, **kw: calls.append(min_interval_s) or True)
     t = heap.Trimmer(period_s=0.02).start()
     deadline = time.monotonic() + 10
     while len(calls) < 3 and time.monotonic() < deadline:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from sleuth.api import media, routing
 from sleuth.api.contract import deepfake as doc
 from sleuth.api.deps import Inference, PlatformDep, Reference, json_object
 from sleuth.api.openapi import responses
-from sleuth.engine.compute import lower_thread_priority
+from sleuth.engine.threads import lower_thread_priority
 from sleuth.platform import jobs, secure_uploads, signing
 from sleuth.platform.context import Platform
 from sleuth.platform.dispatch import dispatch
@@ -46,6 +47,7 @@ from sleuth.services.media import (
 )
 from sleuth.services.media_sniff import HEAD_BYTES, TypeRefused, classify
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["deepfake"])
 MAX_BATCH_FILES = doc.MAX_BATCH_FILES
 MAX_PAGE = 100_000  # GET /detect: page * page_size stays far inside every database's integers
@@ -294,20 +296,31 @@ def _run_inline(platform: Platform, item_id: str, worker_id: str) -> str:
         t.join(5)
 
 
+def _run_inline_then_free(platform: Platform, item_id: str, worker_id: str, slot: threading.BoundedSemaphore) -> str:
+    """:func:`_run_inline`, then free the inline slot in this thread (also when the request has long returned)."""
+    try:
+        return _run_inline(platform, item_id, worker_id)
+    except Exception:  # run_item records the outcome itself; nobody may be left to read this
+        log.exception("inline run of %s failed", item_id)
+        return ""
+    finally:
+        slot.release()
+
+
 _inline_lock = threading.Lock()
 _inline_slots: dict[int, threading.BoundedSemaphore] = {}
-_inline_pools: dict[int, ThreadPoolExecutor] = {}
+_inline_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _inline_pool(platform: Platform) -> ThreadPoolExecutor:
     """The threads inline runs use: their own (not the request thread pool), at job priority for the OS
-    (:func:`~sleuth.engine.compute.lower_thread_priority`), so sync requests get the cores first."""
-    n = max(1, platform.settings.inline_runs)
+    (:func:`~sleuth.engine.threads.lower_thread_priority`), so sync requests get the cores first."""
+    n, nice = max(1, platform.settings.inline_runs), platform.settings.job_thread_nice
     with _inline_lock:
-        pool = _inline_pools.get(n)
+        pool = _inline_pools.get((n, nice))
         if pool is None:
-            pool = _inline_pools[n] = ThreadPoolExecutor(
-                n, thread_name_prefix="sleuth-inline", initializer=lower_thread_priority
+            pool = _inline_pools[n, nice] = ThreadPoolExecutor(
+                n, thread_name_prefix="sleuth-inline", initializer=lower_thread_priority, initargs=(nice,)
             )
         return pool
 
@@ -339,8 +352,9 @@ async def _wait_for(platform: Platform, team_id: str, item_id: str) -> None:
             try:
                 if await run_in_threadpool(jobs.claim_item, platform.db, item_id, wid):
                     loop = asyncio.get_running_loop()
-                    run = loop.run_in_executor(_inline_pool(platform), _run_inline, platform, item_id, wid)
-                    run.add_done_callback(lambda _: slot.release())
+                    run = loop.run_in_executor(
+                        _inline_pool(platform), _run_inline_then_free, platform, item_id, wid, slot
+                    )
             finally:
                 if run is None:
                     slot.release()

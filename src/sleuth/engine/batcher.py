@@ -46,13 +46,14 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal
 
 from sleuth.engine.base import InT, Model, OutT, PrepT, RawT
 from sleuth.engine.compute import INTERACTIVE, JOB, compute_gate
 from sleuth.engine.runtime import cpu_count
+from sleuth.engine.threads import eager_pool
 from sleuth.settings import Settings, get_settings
 
 log = logging.getLogger("sleuth.engine.batcher")
@@ -132,7 +133,7 @@ class MicroBatcher(Generic[InT, PrepT, RawT, OutT]):
         self._busy = False
         self._batch_sizes: Counter[int] = Counter()
         self._items_done = 0
-        self._pool = ThreadPoolExecutor(max_workers=self.preprocess_workers, thread_name_prefix=f"prep-{self.name}")
+        self._pool = eager_pool(self.preprocess_workers, f"prep-{self.name}")  # none spawned later by a submitter
         self._thread = threading.Thread(target=self._loop, name=f"infer-{self.name}", daemon=True)
         self._thread.start()
 

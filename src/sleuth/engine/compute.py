@@ -13,8 +13,10 @@ sync model run nor a sync request between its runs (:meth:`ComputeGate.interacti
 cropping get the cores too). So a sync request shares the cores with at most the job runs already on them when it
 arrived, and the deepfake models' large activations are held by one run at a time.
 
-One bound on starvation: a job waiter that has waited ``compute_max_starve_s`` (default 1 s) starts beside sync
-work, at most once per that window, so jobs still drain under a constant sync load.
+One bound on starvation: once a job waiter has waited ``compute_max_starve_s`` (default 1 s), one job run starts
+beside sync work, at most once per that window, so jobs still drain under a constant sync load. The run that
+starts is the first in the fair order below (not necessarily the one that waited longest): a team that used
+the gate the least gets the windows first.
 
 **Fair across teams.** Job waiters are not served first come first served but by their team's recent use of the
 gate (:func:`team_scope`, set by :func:`sleuth.platform.jobs.run_item` for the item's team): the team that held
@@ -36,8 +38,6 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +53,6 @@ __all__ = [
     "compute_gate",
     "current_priority",
     "current_team",
-    "lower_thread_priority",
     "priority_scope",
     "reset_gate",
     "team_scope",
@@ -94,32 +93,6 @@ def team_scope(team: str | None) -> Iterator[None]:
         yield
     finally:
         _team.reset(token)
-
-
-def lower_thread_priority(nice: int | None = None) -> int:
-    """Make the calling OS thread ``nice`` steps less favoured by the scheduler (Linux only; a no-op elsewhere).
-
-    For the threads that run job items (workers, inline ``Prefer: wait`` runs): the gate orders their model runs,
-    but their decoding, pre- and post-processing and database writes compete for the cores with sync requests
-    too. With a higher nice value the OS gives the cores to the sync request threads first; with no sync work
-    the job threads get the cores all the same. Only raising the value is needed, which needs no privilege.
-    The thread keeps it for good, so only dedicated threads call this. ``nice`` defaults to the
-    ``job_thread_nice`` setting (5; 0 = leave it). Returns the thread's nice value afterwards.
-    """
-    if nice is None:
-        from sleuth.settings import get_settings
-
-        nice = get_settings().job_thread_nice
-    if sys.platform != "linux":
-        return 0
-    tid = threading.get_native_id()
-    current = os.getpriority(os.PRIO_PROCESS, tid)
-    if nice > 0:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
-        except OSError:  # pragma: no cover - a sandbox may refuse it; the gate still orders the model runs
-            return current
-    return os.getpriority(os.PRIO_PROCESS, tid)
 
 
 @dataclass

@@ -19,7 +19,6 @@ without ``malloc_trim`` (musl, macOS) they do nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
     global _fn
     if _fn is False:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+            except OSError:
+                libc = ctypes.CDLL(None)  # the symbols already loaded into this process
             f = libc.malloc_trim
             f.argtypes = [ctypes.c_size_t]
             f.restype = ctypes.c_int
@@ -45,12 +47,16 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return _fn if callable(_fn) else None
 
 
-def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> bool:
-    """Trim the heap unless it was trimmed less than ``min_interval_s`` ago; True if it ran."""
-    global _last
-    from sleuth.settings import get_settings
+def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic, enabled: bool | None = None) -> bool:
+    """Trim the heap unless it was trimmed less than ``min_interval_s`` ago; True if it ran.
 
-    if not get_settings().heap_trim:
+    ``enabled``: the caller's ``heap_trim`` setting (default: the process settings')."""
+    global _last
+    if enabled is None:
+        from sleuth.settings import get_settings
+
+        enabled = get_settings().heap_trim
+    if not enabled:
         return False
     f = _malloc_trim()
     if f is None:
@@ -77,11 +83,11 @@ class Trimmer:
         return self
 
     def _run(self) -> None:
-        from sleuth.engine.compute import lower_thread_priority
+        from sleuth.engine.threads import lower_thread_priority
 
         lower_thread_priority()  # housekeeping: after the sync requests
         while not self._stop.wait(self.period_s):
-            trim(min_interval_s=self.period_s / 2)
+            trim(min_interval_s=self.period_s / 2, enabled=True)  # started only where heap_trim is on
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,6 +21,7 @@ from sleuth.engine.base import Model, ModelError
 from sleuth.engine.batcher import MicroBatcher
 from sleuth.engine.catalog import ArtefactError, ensure, get_entry, import_object, load_catalog
 from sleuth.engine.runtime import default_providers
+from sleuth.engine.threads import at_normal_priority
 from sleuth.settings import Settings, get_settings
 
 __all__ = ["close_all", "get_batcher", "get_model", "loaded_models", "reset"]
@@ -94,7 +95,10 @@ def get_batcher(name: str, settings: Settings | None = None) -> AnyBatcher:
     with _name_lock(name):
         b = _batchers.get(name)
         if b is None or b.closed:
-            b = MicroBatcher(model, settings=settings if settings is not None else get_settings(), name=name)
+            # its infer thread and preprocessing pool serve sync requests too: never niced (engine.threads)
+            b = at_normal_priority(
+                MicroBatcher, model, settings=settings if settings is not None else get_settings(), name=name
+            )
             with _lock:
                 _batchers[name] = b
         return b

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from sleuth.engine.compute import GatedSession
+from sleuth.engine.threads import at_normal_priority
 
 
 def available_providers() -> list[str]:
@@ -127,7 +128,8 @@ def create_session(
         from sleuth.settings import get_settings
 
         intra_op_threads = get_settings().intra_op_threads
-    session = ort.InferenceSession(
+    session = at_normal_priority(  # its intra-op threads are shared by sync requests: never niced
+        ort.InferenceSession,
         str(path),
         sess_options=session_options(intra_op_threads, use_cpu_arena(cpu_arena)),
         providers=default_providers(providers),

@@ -427,5 +427,5 @@ def run_item(platform: Any, item_id: str, worker_id: str) -> str:
                     hook(platform, fresh, job)
                 except Exception:
                     log.exception("after-item hook failed for %s", item_id)
-    heap.trim()  # the item's freed activations and media back to the OS (at most once a second)
+    heap.trim(enabled=getattr(platform.settings, "heap_trim", True))  # freed activations back to the OS (<= 1/s)
     return outcome

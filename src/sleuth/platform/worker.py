@@ -20,7 +20,8 @@ import logging
 import threading
 from typing import Any
 
-from sleuth.engine.compute import compute_gate, lower_thread_priority
+from sleuth.engine.compute import compute_gate
+from sleuth.engine.threads import lower_thread_priority
 from sleuth.platform.jobs import claim, heartbeat, reap, run_item, worker_name
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Worker:
         and only from teams with nothing processing."""
         db = self.platform.db
         gate = compute_gate()
-        lower_thread_priority()  # sync requests get the cores first (job_thread_nice)
+        lower_thread_priority(getattr(self.platform.settings, "job_thread_nice", None))  # sync requests first
         while not self._stop.is_set():
             ids: list[str] = []
             if not fair or self._busy >= self.threads:
@@ -81,6 +82,9 @@ class Worker:
                     ids = claim(db, self.id, 1, kinds=self.kinds, idle_teams_only=fair, usage=gate.team_usage)
                 except Exception:
                     log.exception("claim failed")
+            if not ids and fair and self._busy < self.threads:
+                self._stop.wait(self.poll_s)  # not its turn: leave the wake-ups to the ordinary threads
+                continue
             if not ids:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()

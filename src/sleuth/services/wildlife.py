@@ -26,13 +26,13 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sleuth.engine.compute import compute_gate
 from sleuth.engine.registry import get_batcher, get_model
+from sleuth.engine.threads import at_normal_priority, eager_pool
 from sleuth.media.images import DecodedImage, decode_image
 from sleuth.models.detection import clip_boxes
 from sleuth.models.score_map import ScoreMap, map_detections, score_map_of
@@ -264,7 +264,7 @@ def resolve_profile(name: str, detector_only: bool = False) -> Profile:
     )
 
 
-_decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-decode")
+_decode_pool = at_normal_priority(eager_pool, 2, "sleuth-decode")  # shared by sync and job batches: never niced
 
 
 def _decode(inp: ImageInput) -> DecodedImage:

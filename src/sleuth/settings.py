@@ -190,6 +190,13 @@ class Settings(BaseSettings):
         description="Give the C heap's free pages back to the OS after job items (glibc malloc_trim, at most "
         "once a second): keeps a long-running server's RSS from creeping up.",
     )
+    heap_mmap_threshold_kb: int = Field(
+        default=256,
+        ge=0,
+        le=32768,
+        description="Blocks of this many KiB or more get their own mmap and go back to the OS when freed (glibc "
+        "mallopt; 0 = glibc's adjusting default, which lets large freed blocks fragment the heap).",
+    )
     ort_cpu_arena: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="ONNX Runtime's CPU memory arena (keeps a session's peak activations for good): 'auto' = on "

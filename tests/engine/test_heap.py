@@ -82,3 +82,33 @@ def test_the_server_runs_a_trimmer_and_stops_it(settings) -> None:  # type: igno
         trimmer = app.state.platform.extras["trimmer"]
         assert trimmer._thread.is_alive()
     assert not trimmer._thread.is_alive() and "trimmer" not in app.state.platform.extras
+
+
+@glibc
+def test_a_fixed_mmap_threshold_gives_large_freed_blocks_back_at_once() -> None:
+    import subprocess
+    import sys
+
+    # in a child process: mallopt changes the allocator of the whole process for good
+    code = """
+import sys
+import numpy as np
+from sleuth.engine import heap
+assert heap.fix_mmap_threshold(int(sys.argv[1])) is (sys.argv[1] != "0")
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
+big = np.ones(2_000_000); del big  # a 16 MB mmapped block freed: glibc's own threshold rises to 16 MB
+blocks = [np.ones(125_000) for _ in range(16)]  # 16 x 1 MB
+up = rss()
+del blocks
+print(round(up - rss()))
+"""
+    released = {}
+    for kib in ("0", "256"):
+        out = subprocess.run([sys.executable, "-c", code, kib], capture_output=True, text=True, check=True)
+        released[kib] = int(out.stdout.split()[-1])
+    assert released["256"] >= 14, released  # each 1 MB block was its own mmap: back to the OS when freed
+    assert released["0"] < 8, released  # glibc's raised threshold carved them from the heap, where they stay
+
+
+def test_no_threshold_is_set_for_zero() -> None:
+    assert heap.fix_mmap_threshold(0) is False

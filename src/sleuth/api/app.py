@@ -112,8 +112,9 @@ def _start_deliverer(platform: Platform) -> None:
 
 
 def _start_trimmer(platform: Platform) -> None:
-    from sleuth.engine.heap import Trimmer
+    from sleuth.engine.heap import Trimmer, fix_mmap_threshold
 
+    fix_mmap_threshold(platform.settings.heap_mmap_threshold_kb)
     if platform.settings.heap_trim:
         platform.extras["trimmer"] = Trimmer().start()
 

@@ -61,9 +61,10 @@ def register(app: typer.Typer) -> None:
         load_handlers()
         platform = Platform.create(settings)
         w = Worker(platform, threads=threads, kinds=kind_list).start()
-        if settings.heap_trim:
-            from sleuth.engine.heap import Trimmer
+        from sleuth.engine.heap import Trimmer, fix_mmap_threshold
 
+        fix_mmap_threshold(settings.heap_mmap_threshold_kb)
+        if settings.heap_trim:
             Trimmer().start()
         d = Deliverer(platform.db)
         d.start()

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Trimmer", "trim"]
+__all__ = ["Trimmer", "fix_mmap_threshold", "trim"]
 
 _lock = threading.Lock()
 _last = float("-inf")
@@ -45,6 +45,27 @@ def _malloc_trim() -> Callable[[int], int] | None:
         except (OSError, AttributeError):
             _fn = None
     return _fn if callable(_fn) else None
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def fix_mmap_threshold(kib: int) -> bool:
+    """Serve every block of ``kib`` KiB or more with its own mmap, for good (glibc ``mallopt``); True if set.
+
+    glibc's threshold starts at 128 KiB and rises, up to 32 MiB, to the size of the largest mmapped block freed.
+    After the first large analysis, activations, decoded audio and image pyramids of several MiB are then carved
+    from the heaps instead, where they fragment them and stay in RSS: the step growth of a long soak. Setting it
+    explicitly turns the adjustment off, so large blocks go back to the OS as soon as they are freed. ``kib <= 0``
+    leaves glibc's default.
+    """
+    if kib <= 0 or _malloc_trim() is None:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
 
 
 def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic, enabled: bool | None = None) -> bool:

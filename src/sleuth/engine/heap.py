@@ -19,6 +19,7 @@ without ``malloc_trim`` (musl, macOS) they do nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -27,24 +28,28 @@ __all__ = ["Trimmer", "fix_mmap_threshold", "trim"]
 
 _lock = threading.Lock()
 _last = float("-inf")
-_fn: Callable[[int], int] | None | bool = False  # False = not looked up yet, None = not available
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, if it is glibc (has ``malloc_trim`` and ``mallopt``); looked up once."""
+    try:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            libc = ctypes.CDLL(None)  # the symbols already loaded into this process
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    global _fn
-    if _fn is False:
-        try:
-            try:
-                libc = ctypes.CDLL("libc.so.6")
-            except OSError:
-                libc = ctypes.CDLL(None)  # the symbols already loaded into this process
-            f = libc.malloc_trim
-            f.argtypes = [ctypes.c_size_t]
-            f.restype = ctypes.c_int
-            _fn = f
-        except (OSError, AttributeError):
-            _fn = None
-    return _fn if callable(_fn) else None
+    libc = _libc()
+    return None if libc is None else libc.malloc_trim
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -59,13 +64,10 @@ def fix_mmap_threshold(kib: int) -> bool:
     explicitly turns the adjustment off, so large blocks go back to the OS as soon as they are freed. ``kib <= 0``
     leaves glibc's default.
     """
-    if kib <= 0 or _malloc_trim() is None:
+    libc = _libc()
+    if kib <= 0 or libc is None:
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, kib * 1024))
 
 
 def trim(min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic, enabled: bool | None = None) -> bool:

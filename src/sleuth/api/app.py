@@ -112,11 +112,11 @@ def _start_deliverer(platform: Platform) -> None:
 
 
 def _start_trimmer(platform: Platform) -> None:
-    from sleuth.engine.heap import Trimmer, fix_mmap_threshold
+    from sleuth.engine import heap
 
-    fix_mmap_threshold(platform.settings.heap_mmap_threshold_kb)
-    if platform.settings.heap_trim:
-        platform.extras["trimmer"] = Trimmer().start()
+    trimmer = heap.configure(platform.settings)
+    if trimmer is not None:
+        platform.extras["trimmer"] = trimmer
 
 
 def _stop_background(platform: Platform) -> None:

@@ -61,11 +61,9 @@ def register(app: typer.Typer) -> None:
         load_handlers()
         platform = Platform.create(settings)
         w = Worker(platform, threads=threads, kinds=kind_list).start()
-        from sleuth.engine.heap import Trimmer, fix_mmap_threshold
+        from sleuth.engine import heap
 
-        fix_mmap_threshold(settings.heap_mmap_threshold_kb)
-        if settings.heap_trim:
-            Trimmer().start()
+        heap.configure(settings)
         d = Deliverer(platform.db)
         d.start()
         done = threading.Event()

@@ -23,8 +23,9 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["Trimmer", "fix_mmap_threshold", "trim"]
+__all__ = ["Trimmer", "configure", "fix_mmap_threshold", "trim"]
 
 _lock = threading.Lock()
 _last = float("-inf")
@@ -115,3 +116,10 @@ class Trimmer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def configure(settings: Any) -> Trimmer | None:
+    """A long-running process's heap policy: the fixed mmap threshold, and a started :class:`Trimmer` if
+    ``heap_trim`` is on (``sleuth serve`` and ``sleuth worker``)."""
+    fix_mmap_threshold(settings.heap_mmap_threshold_kb)
+    return Trimmer().start() if settings.heap_trim else None
